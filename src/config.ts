@@ -1,0 +1,158 @@
+// The one place that reads the environment. `loadConfig()` validates every variable
+// with zod and returns a frozen, typed Config; a bad value throws ConfigError whose
+// message names the variable, the value it got and how to fix it, and each main.ts
+// prints that and exits 1 before opening any connection.
+import { z } from 'zod';
+import { redactUrl } from './redact.js';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const seconds = (min: number, max: number) => z.coerce.number().min(min).max(max);
+const bool = z
+  .enum(['1', '0', 'true', 'false', 'on', 'off', 'yes', 'no'])
+  .transform((v) => ['1', 'true', 'on', 'yes'].includes(v));
+const url = (schemes: string[]) =>
+  z.string().refine((v) => {
+    try {
+      return schemes.includes(new URL(v).protocol.replace(/:$/, ''));
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${schemes.map((s) => `${s}://`).join(' or ')}`);
+
+/** Each variable: its schema, its default, and the fix to suggest when it is wrong. */
+const variables = {
+  NODE_ENV: { schema: z.enum(['development', 'production', 'test']), default: 'development', fix: 'use development, production or test' },
+  PORT: { schema: int(1, 65535), default: '3000', fix: 'use a TCP port number' },
+  DYNO: { schema: z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/), default: 'local.1', fix: 'Heroku sets it (web.1, worker.2); locally leave it unset' },
+  WEB_CONCURRENCY: { schema: int(1, 64), default: '3', fix: 'use the number of web processes per dyno, e.g. 3' },
+  WORKER_CONCURRENCY: { schema: int(1, 50), default: '2', fix: 'use the number of jobs one worker process runs at once, e.g. 2' },
+  REDIS_URL: { schema: url(['redis', 'rediss']), default: undefined, fix: 'set it to your Redis URL (redis://… or rediss://…); `npm start` sets it for you locally' },
+  REDIS_TLS_REJECT_UNAUTHORIZED: { schema: bool, default: 'false', fix: 'use true to verify the Redis TLS certificate, false for Heroku’s self-signed ones' },
+  DATABASE_URL: { schema: url(['postgres', 'postgresql']), default: undefined, fix: 'set it to your Postgres URL (postgres://…); `npm start` sets it for you locally' },
+  WEB_DATABASE_POOL_SIZE: { schema: int(1, 50), default: '2', fix: 'use the number of Postgres connections one web process may open, e.g. 2' },
+  WORKER_DATABASE_POOL_SIZE: { schema: int(1, 50), default: '3', fix: 'use the number of Postgres connections one worker process may open, e.g. 3' },
+  SMTP_URL: { schema: url(['smtp', 'smtps']), default: undefined, fix: 'set it to your SMTP server (smtp://user:pass@host:587 or smtps://…:465); `npm start` sets it for you locally' },
+  MAIL_FROM: { schema: z.string().min(3).max(200), default: 'nanoscale <downloads@nanoscale.invalid>', fix: 'use a sender address your SMTP server accepts, e.g. "Downloads <downloads@example.com>"' },
+  QUEUE_NAME: { schema: z.string().regex(/^[A-Za-z0-9_-]{1,60}$/), default: 'downloads', fix: 'use letters, digits, - and _' },
+  MAX_PAGES: { schema: int(1, 1000), default: '100', fix: 'use the largest number of pages a person may ask for, e.g. 100' },
+  DOWNLOAD_TTL: { schema: seconds(60, 30 * 86400), default: '86400', fix: 'use seconds a finished download stays available, e.g. 86400 (24 h)' },
+  LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', fix: 'use error, warn, info or debug' },
+  DEV_MAIL_DIR: { schema: z.string().min(1), default: undefined, fix: 'leave it unset; `npm start` sets it to the folder its SMTP catcher writes to' },
+  REDIS_MAX_CONNECTIONS: { schema: int(1, 100000), default: '10', fix: 'use your Redis plan’s connection limit (10 for the Nano plan this app is sized for)' },
+  REDIS_RESERVED_CONNECTIONS: { schema: int(0, 100000), default: '2', fix: 'use how many Redis connections to keep free for consoles, the release phase and deploy overlap, e.g. 2' },
+  WEB_DYNOS: { schema: int(0, 100), default: '2', fix: 'use how many web dynos the app runs, e.g. 2' },
+  DATABASE_MAX_CONNECTIONS: { schema: int(1, 100000), default: '20', fix: 'use your Postgres plan’s connection limit (20 on Heroku’s essential plans)' },
+} as const;
+
+export type VariableName = keyof typeof variables;
+/** Every variable the app reads (app.json must describe each of them). */
+export const VARIABLE_NAMES = Object.keys(variables) as VariableName[];
+const SECRET_URLS: VariableName[] = ['REDIS_URL', 'DATABASE_URL', 'SMTP_URL'];
+
+export class ConfigError extends Error {
+  readonly code = 'nanoscale:config';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function read(env: NodeJS.ProcessEnv, names: readonly VariableName[]): Record<VariableName, unknown> {
+  const problems: string[] = [];
+  const values = {} as Record<VariableName, unknown>;
+  for (const name of names) {
+    const spec = variables[name];
+    const raw = env[name] === undefined || env[name] === '' ? spec.default : env[name];
+    if (raw === undefined) {
+      if (name === 'DEV_MAIL_DIR') continue;
+      problems.push(`${name} is not set: ${spec.fix}`);
+      continue;
+    }
+    const parsed = (spec.schema as z.ZodType).safeParse(raw);
+    if (parsed.success) {
+      values[name] = parsed.data;
+    } else {
+      const shown = SECRET_URLS.includes(name) ? redactUrl(String(raw)) : JSON.stringify(raw);
+      const why = parsed.error.issues[0]?.message ?? 'invalid';
+      problems.push(`${name}=${shown} is invalid (${why}): ${spec.fix}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return values;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
+  const v = read(env, VARIABLE_NAMES) as {
+    [K in VariableName]: z.output<(typeof variables)[K]['schema']>;
+  };
+  return Object.freeze({
+    env: v.NODE_ENV,
+    isProduction: v.NODE_ENV === 'production',
+    port: v.PORT,
+    dyno: v.DYNO,
+    webConcurrency: v.WEB_CONCURRENCY,
+    workerConcurrency: v.WORKER_CONCURRENCY,
+    redisUrl: v.REDIS_URL,
+    redisTlsRejectUnauthorized: v.REDIS_TLS_REJECT_UNAUTHORIZED,
+    databaseUrl: v.DATABASE_URL,
+    webDatabasePoolSize: v.WEB_DATABASE_POOL_SIZE,
+    workerDatabasePoolSize: v.WORKER_DATABASE_POOL_SIZE,
+    smtpUrl: v.SMTP_URL,
+    mailFrom: v.MAIL_FROM,
+    queueName: v.QUEUE_NAME,
+    maxPages: v.MAX_PAGES,
+    downloadTtlMs: Math.round(v.DOWNLOAD_TTL * 1000),
+    logLevel: v.LOG_LEVEL,
+    devMailDir: v.DEV_MAIL_DIR as string | undefined,
+    budget: {
+      redisMaxConnections: v.REDIS_MAX_CONNECTIONS,
+      redisReservedConnections: v.REDIS_RESERVED_CONNECTIONS,
+      webDynos: v.WEB_DYNOS,
+      databaseMaxConnections: v.DATABASE_MAX_CONNECTIONS,
+    },
+  });
+}
+
+export type Config = ReturnType<typeof loadConfig>;
+
+/** The release phase needs only the database: it must not fail for want of REDIS_URL. */
+export function loadReleaseConfig(env: NodeJS.ProcessEnv = process.env) {
+  const v = read(env, ['DATABASE_URL']);
+  return Object.freeze({ databaseUrl: v.DATABASE_URL as string });
+}
+
+/** The budget's inputs alone (`npm run budget` needs no service URL). */
+export function loadBudgetConfig(env: NodeJS.ProcessEnv = process.env) {
+  const v = read(env, [
+    'REDIS_MAX_CONNECTIONS', 'REDIS_RESERVED_CONNECTIONS', 'WEB_DYNOS', 'DATABASE_MAX_CONNECTIONS',
+    'WEB_CONCURRENCY', 'WORKER_CONCURRENCY', 'WEB_DATABASE_POOL_SIZE', 'WORKER_DATABASE_POOL_SIZE',
+  ]) as Record<string, number>;
+  return Object.freeze({
+    redisMaxConnections: v.REDIS_MAX_CONNECTIONS!,
+    redisReservedConnections: v.REDIS_RESERVED_CONNECTIONS!,
+    webDynos: v.WEB_DYNOS!,
+    databaseMaxConnections: v.DATABASE_MAX_CONNECTIONS!,
+    webConcurrency: v.WEB_CONCURRENCY!,
+    workerConcurrency: v.WORKER_CONCURRENCY!,
+    webDatabasePoolSize: v.WEB_DATABASE_POOL_SIZE!,
+    workerDatabasePoolSize: v.WORKER_DATABASE_POOL_SIZE!,
+  });
+}
+
+/** What `npm start` reads: services it should use instead of starting its own. */
+export function loadLocalConfig(env: NodeJS.ProcessEnv = process.env) {
+  const optional = (name: VariableName) => (env[name] ? (read(env, [name])[name] as string) : undefined);
+  const v = read(env, ['PORT', 'REDIS_MAX_CONNECTIONS']);
+  return Object.freeze({
+    port: v.PORT as number,
+    redisMaxConnections: v.REDIS_MAX_CONNECTIONS as number,
+    redisUrl: optional('REDIS_URL'),
+    databaseUrl: optional('DATABASE_URL'),
+    smtpUrl: optional('SMTP_URL'),
+  });
+}
+
+/** The environment for a child process: this one's, plus overrides (local stack, tests). */
+export function childEnv(overrides: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  return { ...process.env, ...overrides };
+}

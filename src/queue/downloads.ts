@@ -1,0 +1,48 @@
+// The downloads queue: its job, its payload and the one way to enqueue.
+// The payload is only the row id and the job id is the row id, so enqueuing the
+// same download twice (a retried request, the reconciler) never makes two jobs.
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+
+export const RENDER_JOB = 'render';
+
+export interface RenderJobData {
+  downloadId: string;
+}
+
+export type DownloadsQueue = Queue<RenderJobData, void, typeof RENDER_JOB>;
+
+/** Retries and bounded retention (the smallest Redis plans have a few MB). */
+export const JOB_OPTIONS: JobsOptions = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 2_000 },
+  removeOnComplete: { age: 3_600, count: 200 },
+  removeOnFail: { age: 24 * 3_600, count: 500 },
+};
+
+export function createDownloadsQueue(name: string, connection: ConnectionOptions): DownloadsQueue {
+  return new Queue<RenderJobData, void, typeof RENDER_JOB>(name, {
+    connection,
+    defaultJobOptions: JOB_OPTIONS,
+  });
+}
+
+export class EnqueueTimeoutError extends Error {
+  readonly code = 'nanoscale:enqueue-timeout';
+  constructor(ms: number) {
+    super(`enqueue did not finish within ${ms} ms`);
+    this.name = 'EnqueueTimeoutError';
+  }
+}
+
+/** Adds the render job for a row; bounded in time so a slow Redis never holds a request. */
+export async function enqueueDownload(queue: DownloadsQueue, downloadId: string, timeoutMs = 2_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new EnqueueTimeoutError(timeoutMs)), timeoutMs);
+  });
+  try {
+    await Promise.race([queue.add(RENDER_JOB, { downloadId }, { jobId: downloadId }), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,65 @@
+// The Procfile's `worker` process: one BullMQ Worker (concurrency WORKER_CONCURRENCY)
+// running render jobs, plus the reconciler that re-enqueues rows Redis forgot.
+// Two Redis connections, whatever the concurrency. On SIGTERM: stop taking jobs,
+// let active ones finish for up to 22 s, close everything, exit (all within 25 s).
+import { loadConfig } from '../config.js';
+import { REDIS_CONNECTIONS } from '../budget/costs.js';
+import { createDb } from '../db/client.js';
+import { exitOnBootError, onShutdownSignal } from '../lifecycle.js';
+import { createLogger, reportError } from '../log.js';
+import { createMailer, createTransport } from '../mail/mailer.js';
+import { createDownloadsQueue } from '../queue/downloads.js';
+import { reconcileDownloads } from '../queue/reconciler.js';
+import { ConnectionFactory } from '../redis/connection-factory.js';
+import { createDownloadsWorker, stopWorker } from './downloads-worker.js';
+import { createRenderProcessor } from './render-job.js';
+
+const RECONCILE_EVERY_MS = 30_000;
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const processName = config.dyno;
+  const log = createLogger({ process: processName, level: config.logLevel });
+  const redis = new ConnectionFactory({
+    url: config.redisUrl,
+    processName,
+    allotment: REDIS_CONNECTIONS.workerProcess,
+    profile: 'patient',
+    tlsRejectUnauthorized: config.redisTlsRejectUnauthorized,
+    onError: (role, err) => log.warn(`redis: ${role} connection: ${err.message}`),
+  });
+  const shared = redis.open('shared');
+  const db = createDb({ url: config.databaseUrl, poolSize: config.workerDatabasePoolSize, processName });
+  const mailer = createMailer({ transport: createTransport(config.smtpUrl), from: config.mailFrom });
+  const queue = createDownloadsQueue(config.queueName, shared);
+  const worker = createDownloadsWorker({
+    queueName: config.queueName,
+    connection: shared,
+    processName,
+    concurrency: config.workerConcurrency,
+    processor: createRenderProcessor({ db, mailer, log }),
+  });
+  worker.on('error', reportError(log, 'worker'));
+  worker.on('failed', (job, err) =>
+    log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade }, `job: ${job?.id} failed: ${err.message}`),
+  );
+
+  const reconcile = setInterval(() => {
+    reconcileDownloads(db, queue, { now: new Date() })
+      .then((r) => r.enqueued.length > 0 && log.info(`reconciler: re-enqueued ${r.enqueued.length} download(s)`))
+      .catch(reportError(log, 'reconciler'));
+  }, RECONCILE_EVERY_MS);
+
+  onShutdownSignal(log, async () => {
+    clearInterval(reconcile);
+    const outcome = await stopWorker(worker, 22_000);
+    log.info(`worker: stopped (${outcome})`);
+    await queue.close();
+    await redis.closeAll();
+    await db.$disconnect();
+    mailer.close();
+  });
+  log.info(`worker: ready, queue=${config.queueName} concurrency=${config.workerConcurrency}`);
+}
+
+main().catch((err: unknown) => exitOnBootError(err, 'worker'));
