@@ -3,6 +3,7 @@
 // Two Redis connections, whatever the concurrency. On SIGTERM: stop taking jobs,
 // let active ones finish for up to 22 s, close everything, exit (all within 25 s).
 import { loadConfig } from '../config.js';
+import { checkBudget } from '../budget/boot-check.js';
 import { REDIS_CONNECTIONS } from '../budget/costs.js';
 import { createDb } from '../db/client.js';
 import { exitOnBootError, onShutdownSignal } from '../lifecycle.js';
@@ -18,6 +19,7 @@ const RECONCILE_EVERY_MS = 30_000;
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  checkBudget(config);
   const processName = config.dyno;
   const log = createLogger({ process: processName, level: config.logLevel });
   const redis = new ConnectionFactory({
