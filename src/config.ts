@@ -38,6 +38,7 @@ const variables = {
   DOWNLOAD_TTL: { schema: seconds(60, 30 * 86400), default: '86400', fix: 'use seconds a finished download stays available, e.g. 86400 (24 h)' },
   LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', fix: 'use error, warn, info or debug' },
   DEV_MAIL_DIR: { schema: z.string().min(1), default: undefined, fix: 'leave it unset; `npm start` sets it to the folder its SMTP catcher writes to' },
+  LOCAL_DATA_DIR: { schema: z.string().min(1), default: '.data', fix: 'use a folder for `npm start`’s embedded Postgres and captured mail' },
   REDIS_MAX_CONNECTIONS: { schema: int(1, 100000), default: '10', fix: 'use your Redis plan’s connection limit (10 for the Nano plan this app is sized for)' },
   REDIS_RESERVED_CONNECTIONS: { schema: int(0, 100000), default: '2', fix: 'use how many Redis connections to keep free for consoles, the release phase and deploy overlap, e.g. 2' },
   WEB_DYNOS: { schema: int(0, 100), default: '2', fix: 'use how many web dynos the app runs, e.g. 2' },
@@ -45,8 +46,10 @@ const variables = {
 } as const;
 
 export type VariableName = keyof typeof variables;
-/** Every variable the app reads (app.json must describe each of them). */
-export const VARIABLE_NAMES = Object.keys(variables) as VariableName[];
+/** Read only by `npm start` (or set by it for its children): never on Heroku. */
+export const LOCAL_VARIABLE_NAMES: readonly VariableName[] = ['DEV_MAIL_DIR', 'LOCAL_DATA_DIR'];
+/** Every variable the deployed app reads (app.json must describe each of them). */
+export const VARIABLE_NAMES = (Object.keys(variables) as VariableName[]).filter((n) => n !== 'LOCAL_DATA_DIR');
 const SECRET_URLS: VariableName[] = ['REDIS_URL', 'DATABASE_URL', 'SMTP_URL'];
 
 export class ConfigError extends Error {
@@ -142,9 +145,10 @@ export function loadBudgetConfig(env: NodeJS.ProcessEnv = process.env) {
 /** What `npm start` reads: services it should use instead of starting its own. */
 export function loadLocalConfig(env: NodeJS.ProcessEnv = process.env) {
   const optional = (name: VariableName) => (env[name] ? (read(env, [name])[name] as string) : undefined);
-  const v = read(env, ['PORT', 'REDIS_MAX_CONNECTIONS']);
+  const v = read(env, ['PORT', 'REDIS_MAX_CONNECTIONS', 'LOCAL_DATA_DIR']);
   return Object.freeze({
     port: v.PORT as number,
+    dataDir: v.LOCAL_DATA_DIR as string,
     redisMaxConnections: v.REDIS_MAX_CONNECTIONS as number,
     redisUrl: optional('REDIS_URL'),
     databaseUrl: optional('DATABASE_URL'),

