@@ -39,6 +39,10 @@ const variables = {
   LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', fix: 'use error, warn, info or debug' },
   DEV_MAIL_DIR: { schema: z.string().min(1), default: undefined, fix: 'leave it unset; `npm start` sets it to the folder its SMTP catcher writes to' },
   LOCAL_DATA_DIR: { schema: z.string().min(1), default: '.data', fix: 'use a folder for `npm start`’s embedded Postgres and captured mail' },
+  SESSION_SECRET: { schema: z.string().min(32), default: undefined, fix: 'set a random string of at least 32 characters (app.json generates one; `openssl rand -hex 32`)' },
+  ADMIN_PASSWORD: { schema: z.string().min(12), default: undefined, fix: 'set a password of at least 12 characters for /admin (app.json generates one)' },
+  RATE_LIMIT_PER_IP: { schema: int(1, 1_000_000), default: '30', fix: 'use how many download requests one IP address may make per 10 minutes, e.g. 30' },
+  RATE_LIMIT_PER_EMAIL: { schema: int(1, 1_000_000), default: '10', fix: 'use how many downloads one email address may request per hour, e.g. 10' },
   REDIS_MAX_CONNECTIONS: { schema: int(1, 100000), default: '10', fix: 'use your Redis plan’s connection limit (10 for the Nano plan this app is sized for)' },
   REDIS_RESERVED_CONNECTIONS: { schema: int(0, 100000), default: '2', fix: 'use how many Redis connections to keep free for consoles, the release phase and deploy overlap, e.g. 2' },
   WEB_DYNOS: { schema: int(0, 100), default: '2', fix: 'use how many web dynos the app runs, e.g. 2' },
@@ -51,6 +55,11 @@ export const LOCAL_VARIABLE_NAMES: readonly VariableName[] = ['DEV_MAIL_DIR', 'L
 /** Every variable the deployed app reads (app.json must describe each of them). */
 export const VARIABLE_NAMES = (Object.keys(variables) as VariableName[]).filter((n) => n !== 'LOCAL_DATA_DIR');
 const SECRET_URLS: VariableName[] = ['REDIS_URL', 'DATABASE_URL', 'SMTP_URL'];
+const SECRETS: VariableName[] = ['SESSION_SECRET', 'ADMIN_PASSWORD'];
+/** May stay unset: a feature is off (or, in development, a fixed value stands in). */
+const OPTIONAL: VariableName[] = ['DEV_MAIL_DIR', 'SESSION_SECRET', 'ADMIN_PASSWORD'];
+/** Stands in for SESSION_SECRET outside production only: it signs nothing of value. */
+const DEVELOPMENT_SESSION_SECRET = 'nanoscale-development-session-secret-not-for-production';
 
 export class ConfigError extends Error {
   readonly code = 'nanoscale:config';
@@ -67,7 +76,7 @@ function read(env: NodeJS.ProcessEnv, names: readonly VariableName[]): Record<Va
     const spec = variables[name];
     const raw = env[name] === undefined || env[name] === '' ? spec.default : env[name];
     if (raw === undefined) {
-      if (name === 'DEV_MAIL_DIR') continue;
+      if (OPTIONAL.includes(name)) continue;
       problems.push(`${name} is not set: ${spec.fix}`);
       continue;
     }
@@ -75,7 +84,7 @@ function read(env: NodeJS.ProcessEnv, names: readonly VariableName[]): Record<Va
     if (parsed.success) {
       values[name] = parsed.data;
     } else {
-      const shown = SECRET_URLS.includes(name) ? redactUrl(String(raw)) : JSON.stringify(raw);
+      const shown = SECRET_URLS.includes(name) ? redactUrl(String(raw)) : SECRETS.includes(name) ? '***' : JSON.stringify(raw);
       const why = parsed.error.issues[0]?.message ?? 'invalid';
       problems.push(`${name}=${shown} is invalid (${why}): ${spec.fix}`);
     }
@@ -88,6 +97,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   const v = read(env, VARIABLE_NAMES) as {
     [K in VariableName]: z.output<(typeof variables)[K]['schema']>;
   };
+  if (v.NODE_ENV === 'production' && !v.SESSION_SECRET) {
+    throw new ConfigError([`SESSION_SECRET is not set: ${variables.SESSION_SECRET.fix}`]);
+  }
   return Object.freeze({
     env: v.NODE_ENV,
     isProduction: v.NODE_ENV === 'production',
@@ -107,6 +119,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     downloadTtlMs: Math.round(v.DOWNLOAD_TTL * 1000),
     logLevel: v.LOG_LEVEL,
     devMailDir: v.DEV_MAIL_DIR as string | undefined,
+    sessionSecret: (v.SESSION_SECRET as string | undefined) ?? DEVELOPMENT_SESSION_SECRET,
+    /** Unset: the /admin pages answer 404. */
+    adminPassword: v.ADMIN_PASSWORD as string | undefined,
+    rateLimits: { perIpPer10Minutes: v.RATE_LIMIT_PER_IP, perEmailPerHour: v.RATE_LIMIT_PER_EMAIL },
     budget: {
       redisMaxConnections: v.REDIS_MAX_CONNECTIONS,
       redisReservedConnections: v.REDIS_RESERVED_CONNECTIONS,

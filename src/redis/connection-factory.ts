@@ -117,3 +117,19 @@ export class ConnectionFactory {
     return `${this.options.processName} → ${redactUrl(this.options.url)} (${this.#open.size}/${this.options.allotment} open)`;
   }
 }
+
+/** Resolves once the client is connected (true) or after `timeoutMs` (false): never throws. */
+export function whenReady(client: Redis, timeoutMs = 5_000): Promise<boolean> {
+  if (client.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      resolve(false);
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    client.once('ready', onReady);
+  });
+}

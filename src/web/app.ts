@@ -2,6 +2,7 @@
 // is given and listens nowhere (server.ts does), so tests drive it with supertest
 // against real Redis, Postgres and SMTP.
 import express, { type Express } from 'express';
+import type { Redis } from 'ioredis';
 import path from 'node:path';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../log.js';
@@ -10,15 +11,23 @@ import { VIEWS_DIR } from '../paths.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
 import { downloadsRouter } from './routes/downloads.js';
 import { devMailRouter } from './routes/dev-mail.js';
+import { downloadRateLimits } from './rate-limits.js';
+import { csrfProtection, httpsOnly, securityHeaders } from './security.js';
 
 export interface AppDeps {
   db: PrismaClient;
   queue: DownloadsQueue;
+  /** The process's one shared Redis client (rate limits; never a new connection). */
+  redis: Redis;
   log: Logger;
   config: {
     isProduction: boolean;
     maxPages: number;
     downloadTtlMs: number;
+    sessionSecret: string;
+    rateLimits: { perIpPer10Minutes: number; perEmailPerHour: number };
+    /** Redis key prefix for rate-limit counters (default the queue's). */
+    keyPrefix?: string;
     /** Folder of captured mail (`npm start` only): mounts /dev/mail. */
     devMailDir?: string;
   };
@@ -37,13 +46,21 @@ export function createApp(deps: AppDeps): Express {
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
+  const security = { isProduction: deps.config.isProduction, sessionSecret: deps.config.sessionSecret };
+  app.use(httpsOnly(security));
+  const headers = securityHeaders(security);
+  const csrf = csrfProtection(security);
+  const limits = downloadRateLimits({ redis: deps.redis, keyPrefix: deps.config.keyPrefix ?? `nanoscale:${deps.queue.name}`, ...deps.config.rateLimits });
   app.get('/app.css', (_req, res) => {
     res.sendFile(path.join(VIEWS_DIR, 'app.css'), { maxAge: '1h' });
   });
-  app.use(downloadsRouter(deps));
+  // The captured mail's HTML carries inline styles: its page is development-only and
+  // gets the default headers without our strict style policy.
   if (deps.config.devMailDir && !deps.config.isProduction) {
     app.use('/dev/mail', devMailRouter(deps.config.devMailDir));
   }
+  app.use(headers, csrf.cookies);
+  app.use(downloadsRouter(deps, { csrf, limits }));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));
   return app;

@@ -8,7 +8,7 @@ import { createDb } from '../db/client.js';
 import { onShutdownSignal } from '../lifecycle.js';
 import { createLogger } from '../log.js';
 import { createDownloadsQueue } from '../queue/downloads.js';
-import { ConnectionFactory } from '../redis/connection-factory.js';
+import { ConnectionFactory, whenReady } from '../redis/connection-factory.js';
 import { createApp } from './app.js';
 
 /** Time in-flight requests get after SIGTERM before their sockets are cut. */
@@ -25,10 +25,13 @@ export async function runServer(config: Config, processName: string): Promise<Se
     onError: (role, err) => log.warn(`redis: ${role} connection: ${err.message}`),
   });
   const shared = redis.open('shared');
+  // Serve once Redis answers (commands fail fast while it is away); if it is down
+  // at boot, serve anyway: requests are accepted and wait as `queued` rows.
+  if (!(await whenReady(shared, 5_000))) log.warn('redis: not reachable yet; serving anyway, enqueues wait for the reconciler');
   const queue = createDownloadsQueue(config.queueName, shared);
   queue.on('error', (err) => log.warn(`queue: ${err.message}`));
   const db = createDb({ url: config.databaseUrl, poolSize: config.webDatabasePoolSize, processName });
-  const app = createApp({ db, queue, log, config });
+  const app = createApp({ db, queue, redis: shared, log, config });
 
   const server = app.listen(config.port);
   // Longer than the Heroku router's 55 s idle timeout, so the router closes first.

@@ -2,11 +2,14 @@
 // none stores a row, enqueues a job or sends an email.
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formAgent } from '../support/form.js';
 import { startHarness, type Harness } from '../support/harness.js';
 
 let h: Harness;
+let form: Awaited<ReturnType<typeof formAgent>>;
 beforeAll(async () => {
   h = await startHarness({ maxPages: 20 });
+  form = await formAgent(h.app);
 });
 afterAll(async () => h?.close());
 
@@ -33,7 +36,7 @@ async function expectNothingStored() {
 
 describe('POST /downloads with bad input', () => {
   it.each(formCases)('%s → 422, the form again with the message', async (_name, body, message) => {
-    const res = await request(h.app).post('/downloads').type('form').send(body).expect(422);
+    const res = await form.post(body).expect(422);
     expect(res.headers['content-type']).toMatch(/text\/html/);
     expect(res.text).toMatch(message);
     expect(res.text).toContain('<form method="post" action="/downloads"');
@@ -42,7 +45,7 @@ describe('POST /downloads with bad input', () => {
   });
 
   it('several bad fields → a message for each, and what was typed is kept (escaped)', async () => {
-    const res = await request(h.app).post('/downloads').type('form').send({ email: '<script>x</script>', title: '', pages: '99' }).expect(422);
+    const res = await form.post({ email: '<script>x</script>', title: '', pages: '99' }).expect(422);
     expect(res.text).toMatch(/Enter an email address like/);
     expect(res.text).toMatch(/Give your document a title/);
     expect(res.text).toMatch(/Choose a number of pages/);
@@ -52,7 +55,7 @@ describe('POST /downloads with bad input', () => {
   });
 
   it('a field sent twice → 422, not a crash', async () => {
-    await request(h.app).post('/downloads').type('form').send('email=a@example.com&email=b@example.com&title=t&pages=1').expect(422);
+    await form.post('email=a@example.com&email=b@example.com&title=t&pages=1').expect(422);
     await expectNothingStored();
   });
 
@@ -68,7 +71,7 @@ describe('POST /downloads with bad input', () => {
   });
 
   it('a body over the limit → 413 with a message', async () => {
-    const res = await request(h.app).post('/downloads').type('form').send({ ...valid, title: 'x'.repeat(20_000) }).expect(413);
+    const res = await form.post({ ...valid, title: 'x'.repeat(20_000) }).expect(413);
     expect(res.text).toContain('That request is too large');
     await expectNothingStored();
   });
@@ -79,7 +82,7 @@ describe('POST /downloads with bad input', () => {
   });
 
   it('a valid request after all that → accepted', async () => {
-    await request(h.app).post('/downloads').type('form').send(valid).expect(303);
+    await form.post(valid).expect(303);
     expect((await h.counts()).rows).toBe(1);
   });
 });

@@ -3,12 +3,15 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countPdfPages } from '../../src/worker/render-pdf.js';
+import { formAgent } from '../support/form.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { waitFor } from '../support/services.js';
 
 let h: Harness;
+let form: Awaited<ReturnType<typeof formAgent>>;
 beforeAll(async () => {
   h = await startHarness();
+  form = await formAgent(h.app);
   h.startWorker();
 });
 afterAll(async () => h?.close());
@@ -25,7 +28,7 @@ describe('download flow', () => {
     expect(worker).toBe(1);
     await h.queue.pause();
     try {
-      const res = await request(h.app).post('/downloads').type('form').send({ email: 'flow@example.com', title: 'Paused', pages: '1' }).expect(303);
+      const res = await form.post({ email: 'flow@example.com', title: 'Paused', pages: '1' }).expect(303);
       expect(res.headers.location).toMatch(/^\/downloads\/[A-Za-z0-9_-]{43}$/);
       const row = await h.db.download.findFirstOrThrow({ where: { email: 'flow@example.com' } });
       expect(row.status).toBe('queued');
@@ -44,11 +47,11 @@ describe('download flow', () => {
   });
 
   it('worker renders, stores and emails once → the link in the email serves the PDF with the requested pages', async () => {
-    const res = await request(h.app)
+    const res = await form.agent
       .post('/downloads')
       .set('Host', 'nanoscale.test:8080')
       .type('form')
-      .send({ email: 'reader@example.com', title: 'Quarterly <report> & "notes"', pages: '7' })
+      .send({ email: 'reader@example.com', title: 'Quarterly <report> & "notes"', pages: '7', _csrf: form.token })
       .expect(303);
     const token = res.headers.location!.split('/').pop()!;
 
@@ -84,7 +87,7 @@ describe('download flow', () => {
   });
 
   it('the same job run again (a retry, the reconciler) → no second "ready" email', async () => {
-    await request(h.app).post('/downloads').type('form').send({ email: 'once@example.com', title: 'Once', pages: '1' }).expect(303);
+    await form.post({ email: 'once@example.com', title: 'Once', pages: '1' }).expect(303);
     await h.mail.waitFor((m) => m.to.includes('once@example.com'));
     const row = await h.db.download.findFirstOrThrow({ where: { email: 'once@example.com' } });
     await waitFor(async () => (await h.queue.getJobState(row.id)) === 'completed');
@@ -97,7 +100,7 @@ describe('download flow', () => {
   it('a download that cannot be made → row failed and one "could not" email', async () => {
     // Expire it before the worker gets there (UnrecoverableError: no retries).
     await h.queue.pause();
-    const res = await request(h.app).post('/downloads').type('form').send({ email: 'late@example.com', title: 'Late', pages: '1' }).expect(303);
+    const res = await form.post({ email: 'late@example.com', title: 'Late', pages: '1' }).expect(303);
     const token = res.headers.location!.split('/').pop()!;
     const row = await h.db.download.findFirstOrThrow({ where: { token } });
     await h.db.download.update({ where: { id: row.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
@@ -120,7 +123,7 @@ describe('download flow', () => {
   it('GET /downloads/:token/file before it is ready → 409 with a message', async () => {
     await h.queue.pause();
     try {
-      const res = await request(h.app).post('/downloads').type('form').send({ email: 'early@example.com', title: 'Early', pages: '1' }).expect(303);
+      const res = await form.post({ email: 'early@example.com', title: 'Early', pages: '1' }).expect(303);
       const file = await request(h.app).get(`${res.headers.location}/file`).expect(409);
       expect(file.text).toContain('not ready yet');
     } finally {

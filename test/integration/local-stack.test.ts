@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/local/free-port.js';
 import { countPdfPages } from '../../src/worker/render-pdf.js';
+import { postDownload } from '../support/form.js';
 import { startProcess, type TestProcess } from '../support/processes.js';
 import { waitFor } from '../support/services.js';
 
@@ -34,12 +35,7 @@ describe('npm start', () => {
     await stack.waitForLine(new RegExp(`nanoscale is running: http://localhost:${port}`), 60_000);
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, { what: 'web up' });
 
-    const posted = await fetch(`http://127.0.0.1:${port}/downloads`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: 'email=local%40example.com&title=Local+stack&pages=2',
-      redirect: 'manual',
-    });
+    const posted = await postDownload(`http://127.0.0.1:${port}`, { email: 'local@example.com', title: 'Local stack', pages: '2' });
     expect(posted.status).toBe(303);
 
     const messagePath = await waitFor(async () => {

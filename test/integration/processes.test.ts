@@ -6,6 +6,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/local/free-port.js';
 import { startMailCatcher, type MailCatcher } from '../../src/local/mail-catcher.js';
+import { csrfTokenIn, postDownload } from '../support/form.js';
 import { startProcess, type TestProcess } from '../support/processes.js';
 import { clientList, createTestDatabase, REDIS_URL, testDb, uniqueName, waitFor, type TestDatabase } from '../support/services.js';
 
@@ -34,15 +35,7 @@ afterAll(async () => {
   await database?.drop();
 });
 
-async function post(body: string): Promise<{ status: number; location?: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}/downloads`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body,
-    redirect: 'manual',
-  });
-  return { status: res.status, location: res.headers.get('location') ?? undefined };
-}
+const post = (fields: Record<string, string>) => postDownload(`http://127.0.0.1:${port}`, fields);
 
 describe('web and worker processes', () => {
   let web: TestProcess;
@@ -67,7 +60,7 @@ describe('web and worker processes', () => {
   });
 
   it('a request to web → the worker process renders it → the email arrives', async () => {
-    const res = await post('email=procs%40example.com&title=Across+processes&pages=2');
+    const res = await post({ email: 'procs@example.com', title: 'Across processes', pages: '2' });
     expect(res.status).toBe(303);
     const message = await mail.waitFor((m) => m.to.includes('procs@example.com'));
     expect(message.text).toContain(`http://127.0.0.1:${port}${res.location}`);
@@ -84,7 +77,7 @@ describe('web and worker processes', () => {
   });
 
   it('worker SIGTERM during a job → the job finishes, the process exits 0 within 25 s', async () => {
-    const res = await post('email=drain%40example.com&title=Long+one&pages=400');
+    const res = await post({ email: 'drain@example.com', title: 'Long one', pages: '400' });
     const db = testDb(database.url);
     try {
       const token = res.location!.split('/').pop()!;
@@ -102,12 +95,14 @@ describe('web and worker processes', () => {
   });
 
   it('web SIGTERM with a request in flight → it is answered, then the dyno exits 0 within 25 s', async () => {
-    const body = 'email=inflight%40example.com&title=In+flight&pages=1';
+    const form = await fetch(`http://127.0.0.1:${port}/`);
+    const cookie = form.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const body = `email=inflight%40example.com&title=In+flight&pages=1&_csrf=${encodeURIComponent(csrfTokenIn(await form.text()))}`;
     const socket = net.connect(port, '127.0.0.1');
     await new Promise((r) => socket.once('connect', r));
     let response = '';
     socket.on('data', (d) => (response += d.toString()));
-    socket.write(`POST /downloads HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 10)}`);
+    socket.write(`POST /downloads HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nCookie: ${cookie}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 10)}`);
     await new Promise((r) => setTimeout(r, 200));
     const stopped = web.stop('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));

@@ -4,6 +4,7 @@ import { SMTPServer } from 'smtp-server';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/local/free-port.js';
+import { formAgent } from '../support/form.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { waitFor } from '../support/services.js';
 
@@ -31,9 +32,11 @@ async function refusingSmtp(refusals: number) {
 }
 
 let h: Harness;
+let form: Awaited<ReturnType<typeof formAgent>>;
 let smtp: Awaited<ReturnType<typeof refusingSmtp>>;
 beforeAll(async () => {
   h = await startHarness();
+  form = await formAgent(h.app);
   smtp = await refusingSmtp(1);
   h.startWorker({ smtpUrl: smtp.url });
 });
@@ -44,7 +47,7 @@ afterAll(async () => {
 
 describe('retries', () => {
   it('SMTP refuses the first attempt → the job retries after a backoff and one email arrives', async () => {
-    const res = await request(h.app).post('/downloads').type('form').send({ email: 'retry@example.com', title: 'Retry', pages: '2' }).expect(303);
+    const res = await form.post({ email: 'retry@example.com', title: 'Retry', pages: '2' }).expect(303);
     const token = res.headers.location!.split('/').pop()!;
     const row = await h.db.download.findFirstOrThrow({ where: { token } });
     const job = await waitFor(async () => {
@@ -63,7 +66,7 @@ describe('retries', () => {
 
   it('every attempt fails → 3 attempts with growing delays, then the row is failed', async () => {
     await smtp.close();
-    const res = await request(h.app).post('/downloads').type('form').send({ email: 'never@example.com', title: 'Never', pages: '1' }).expect(303);
+    const res = await form.post({ email: 'never@example.com', title: 'Never', pages: '1' }).expect(303);
     const token = res.headers.location!.split('/').pop()!;
     const row = await h.db.download.findFirstOrThrow({ where: { token } });
     const job = await waitFor(async () => {

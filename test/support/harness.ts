@@ -7,7 +7,7 @@ import type { Express } from 'express';
 import { createLogger } from '../../src/log.js';
 import { createMailer, createTransport } from '../../src/mail/mailer.js';
 import { createDownloadsQueue, type DownloadsQueue } from '../../src/queue/downloads.js';
-import { ConnectionFactory } from '../../src/redis/connection-factory.js';
+import { ConnectionFactory, whenReady } from '../../src/redis/connection-factory.js';
 import { createApp } from '../../src/web/app.js';
 import { createDownloadsWorker } from '../../src/worker/downloads-worker.js';
 import { createRenderProcessor } from '../../src/worker/render-job.js';
@@ -17,6 +17,8 @@ import { createTestDatabase, REDIS_URL, testDb, uniqueName, type TestDatabase } 
 
 export interface Harness {
   app: Express;
+  /** The web side's one shared Redis client. */
+  redis: Redis;
   db: PrismaClient;
   queue: DownloadsQueue;
   queueName: string;
@@ -27,20 +29,37 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { maxPages?: number; downloadTtlMs?: number; now?: () => Date } = {}): Promise<Harness> {
+export interface HarnessOptions {
+  maxPages?: number;
+  downloadTtlMs?: number;
+  now?: () => Date;
+  rateLimits?: { perIpPer10Minutes: number; perEmailPerHour: number };
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const database = await createTestDatabase();
   const db = testDb(database.url);
   const mail = await startMailCatcher();
   const queueName = uniqueName('test-downloads');
   const log = createLogger({ process: 'test', level: 'silent' });
   const webRedis = new ConnectionFactory({ url: REDIS_URL, processName: `test-web-${queueName}`, allotment: 1, profile: 'fail-fast' });
-  const queue = createDownloadsQueue(queueName, webRedis.open('shared'));
-  const config = { isProduction: false, maxPages: options.maxPages ?? 20, downloadTtlMs: options.downloadTtlMs ?? 86_400_000 };
-  const app = createApp({ db, queue, log, config, now: options.now });
+  const redis = webRedis.open('shared');
+  await whenReady(redis);
+  const queue = createDownloadsQueue(queueName, redis);
+  const config = {
+    isProduction: false,
+    maxPages: options.maxPages ?? 20,
+    downloadTtlMs: options.downloadTtlMs ?? 86_400_000,
+    sessionSecret: 'test-session-secret-test-session-secret',
+    rateLimits: options.rateLimits ?? { perIpPer10Minutes: 10_000, perEmailPerHour: 10_000 },
+    keyPrefix: `nanoscale-test:${queueName}`,
+  };
+  const app = createApp({ db, queue, redis, log, config, now: options.now });
   const workers: Array<{ worker: Worker; factory: ConnectionFactory; close: () => void }> = [];
 
   return {
     app,
+    redis,
     db,
     queue,
     queueName,
@@ -70,6 +89,8 @@ export async function startHarness(options: { maxPages?: number; downloadTtlMs?:
         w.close();
       }
       await queue.obliterate({ force: true }).catch(() => {});
+      const keys = await redis.keys(`nanoscale-test:${queueName}:*`).catch(() => [] as string[]);
+      if (keys.length > 0) await redis.del(...keys).catch(() => {});
       await queue.close();
       await webRedis.closeAll();
       await db.$disconnect();

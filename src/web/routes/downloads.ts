@@ -1,10 +1,10 @@
 // The person-facing routes: the form, the request, the status page and the file.
-import express, { Router } from 'express';
+import express, { Router, type RequestHandler } from 'express';
 import { createDownload, findDownloadByToken } from '../../db/downloads.js';
 import { enqueueDownload } from '../../queue/downloads.js';
 import type { AppDeps } from '../app.js';
 import { HttpError, notFound } from '../http-error.js';
-import { validateDownloadForm } from '../validation.js';
+import { validateDownloadForm, type DownloadForm } from '../validation.js';
 
 /** A form post is a few hundred bytes; anything past this is not a person typing. */
 const BODY_LIMIT = '8kb';
@@ -12,12 +12,17 @@ const REFRESH_SECONDS = 2;
 
 const expired = () => new HttpError(410, 'This download has expired. Ask for it again from the form.', 'http:expired');
 
-export function downloadsRouter(deps: AppDeps): Router {
+export interface DownloadsMiddleware {
+  csrf: { issue: RequestHandler; verify: RequestHandler };
+  limits: { perIp: RequestHandler; perEmail: RequestHandler };
+}
+
+export function downloadsRouter(deps: AppDeps, { csrf, limits }: DownloadsMiddleware): Router {
   const { db, queue, log, config } = deps;
   const now = deps.now ?? (() => new Date());
   const router = Router();
 
-  router.get('/', (_req, res) => {
+  router.get('/', csrf.issue, (_req, res) => {
     res.render('form', { values: { pages: 3 }, errors: {} });
   });
 
@@ -29,15 +34,22 @@ export function downloadsRouter(deps: AppDeps): Router {
       }
       next();
     },
+    limits.perIp,
     express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 20 }),
-    async (req, res) => {
+    csrf.verify,
+    (req, res, next) => {
       const result = validateDownloadForm(req.body, config.maxPages);
-      if (!result.ok) {
-        res.status(422).render('form', { values: req.body ?? {}, errors: result.errors });
-        return;
+      if (result.ok) {
+        res.locals.form = result.value;
+        return next();
       }
+      csrf.issue(req, res, () => res.status(422).render('form', { values: req.body ?? {}, errors: result.errors }));
+    },
+    limits.perEmail,
+    async (req, res) => {
+      const form = res.locals.form as DownloadForm;
       const origin = `${req.protocol}://${req.get('host')}`;
-      const download = await createDownload(db, { ...result.value, origin }, { now: now(), ttlMs: config.downloadTtlMs });
+      const download = await createDownload(db, { ...form, origin }, { now: now(), ttlMs: config.downloadTtlMs });
       try {
         await enqueueDownload(queue, download.id);
         await db.download.update({ where: { id: download.id }, data: { enqueuedAt: now() } });
