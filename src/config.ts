@@ -25,6 +25,7 @@ const variables = {
   PORT: { schema: int(1, 65535), default: '3000', fix: 'use a TCP port number' },
   DYNO: { schema: z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/), default: 'local.1', fix: 'Heroku sets it (web.1, worker.2); locally leave it unset' },
   WEB_CONCURRENCY: { schema: int(1, 64), default: '3', fix: 'use the number of web processes per dyno, e.g. 3' },
+  WEB_CONCURRENCY_SET_BY: { schema: z.string().max(100), default: undefined, fix: 'leave it to the buildpack: it marks a WEB_CONCURRENCY it computed' },
   WORKER_CONCURRENCY: { schema: int(1, 50), default: '2', fix: 'use the number of jobs one worker process runs at once, e.g. 2' },
   REDIS_URL: { schema: url(['redis', 'rediss']), default: undefined, fix: 'set it to your Redis URL (redis://… or rediss://…); `npm start` sets it for you locally' },
   REDIS_TLS_REJECT_UNAUTHORIZED: { schema: bool, default: 'false', fix: 'use true to verify the Redis TLS certificate, false for Heroku’s self-signed ones' },
@@ -50,6 +51,8 @@ const variables = {
 } as const;
 
 export type VariableName = keyof typeof variables;
+/** Set by the platform or its add-ons, not by app.json's `env`. */
+export const PLATFORM_VARIABLE_NAMES: readonly VariableName[] = ['PORT', 'DYNO', 'REDIS_URL', 'DATABASE_URL', 'WEB_CONCURRENCY_SET_BY'];
 /** Read only by `npm start` (or set by it for its children): never on Heroku. */
 export const LOCAL_VARIABLE_NAMES: readonly VariableName[] = ['DEV_MAIL_DIR', 'LOCAL_DATA_DIR'];
 /** Every variable the deployed app reads (app.json must describe each of them). */
@@ -57,7 +60,7 @@ export const VARIABLE_NAMES = (Object.keys(variables) as VariableName[]).filter(
 const SECRET_URLS: VariableName[] = ['REDIS_URL', 'DATABASE_URL', 'SMTP_URL'];
 const SECRETS: VariableName[] = ['SESSION_SECRET', 'ADMIN_PASSWORD'];
 /** May stay unset: a feature is off (or, in development, a fixed value stands in). */
-const OPTIONAL: VariableName[] = ['DEV_MAIL_DIR', 'SESSION_SECRET', 'ADMIN_PASSWORD'];
+const OPTIONAL: VariableName[] = ['DEV_MAIL_DIR', 'SESSION_SECRET', 'ADMIN_PASSWORD', 'WEB_CONCURRENCY_SET_BY'];
 /** Stands in for SESSION_SECRET outside production only: it signs nothing of value. */
 const DEVELOPMENT_SESSION_SECRET = 'nanoscale-development-session-secret-not-for-production';
 
@@ -106,6 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     port: v.PORT,
     dyno: v.DYNO,
     webConcurrency: v.WEB_CONCURRENCY,
+    /** `buildpack`: Heroku's Node.js buildpack computed WEB_CONCURRENCY from dyno memory; the budget may lower it. */
+    webConcurrencySource: v.WEB_CONCURRENCY_SET_BY ? ('buildpack' as const) : ('config' as const),
     workerConcurrency: v.WORKER_CONCURRENCY,
     redisUrl: v.REDIS_URL,
     redisTlsRejectUnauthorized: v.REDIS_TLS_REJECT_UNAUTHORIZED,

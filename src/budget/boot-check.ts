@@ -12,8 +12,27 @@ export class BudgetExceededError extends Error {
   }
 }
 
-export function checkBudget(config: Config): BudgetPlan {
+export interface CheckedBudget {
+  plan: BudgetPlan;
+  /** WEB_CONCURRENCY to run with: the configured one, or a buildpack's value lowered to fit. */
+  webConcurrency: number;
+  /** Set when a buildpack's WEB_CONCURRENCY was lowered to fit the budget. */
+  lowered?: { from: number; to: number };
+}
+
+/**
+ * A WEB_CONCURRENCY you set is a promise: it fits or the process refuses to start.
+ * One the Node.js buildpack computed from dyno memory (WEB_CONCURRENCY_SET_BY) is a
+ * suggestion: it is lowered to the largest value that still leaves room for a worker.
+ */
+export function checkBudget(config: Config): CheckedBudget {
   const plan = planBudget(budgetInputFromConfig(config));
-  if (plan.problems.length > 0) throw new BudgetExceededError(plan);
-  return plan;
+  if (plan.problems.length === 0) return { plan, webConcurrency: config.webConcurrency };
+  if (config.webConcurrencySource === 'buildpack') {
+    for (let n = config.webConcurrency - 1; n >= 1; n--) {
+      const lower = planBudget(budgetInputFromConfig({ ...config, webConcurrency: n }));
+      if (lower.problems.length === 0) return { plan: lower, webConcurrency: n, lowered: { from: config.webConcurrency, to: n } };
+    }
+  }
+  throw new BudgetExceededError(plan);
 }

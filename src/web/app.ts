@@ -10,6 +10,7 @@ import type { DownloadsQueue } from '../queue/downloads.js';
 import { VIEWS_DIR } from '../paths.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
 import { downloadsRouter } from './routes/downloads.js';
+import { adminRouter } from './routes/admin.js';
 import { devMailRouter } from './routes/dev-mail.js';
 import { downloadRateLimits } from './rate-limits.js';
 import { csrfProtection, httpsOnly, securityHeaders } from './security.js';
@@ -26,6 +27,8 @@ export interface AppDeps {
     downloadTtlMs: number;
     sessionSecret: string;
     rateLimits: { perIpPer10Minutes: number; perEmailPerHour: number };
+    /** Unset: no /admin pages. */
+    adminPassword?: string;
     /** Redis key prefix for rate-limit counters (default the queue's). */
     keyPrefix?: string;
     /** Folder of captured mail (`npm start` only): mounts /dev/mail. */
@@ -58,6 +61,10 @@ export function createApp(deps: AppDeps): Express {
   // gets the default headers without our strict style policy.
   if (deps.config.devMailDir && !deps.config.isProduction) {
     app.use('/dev/mail', devMailRouter(deps.config.devMailDir));
+  }
+  // bull-board's UI runs inline scripts: it sits behind the password, outside our CSP.
+  if (deps.config.adminPassword) {
+    app.use('/admin', adminRouter({ queue: deps.queue, password: deps.config.adminPassword }));
   }
   app.use(headers, csrf.cookies);
   app.use(downloadsRouter(deps, { csrf, limits }));

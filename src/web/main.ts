@@ -11,8 +11,12 @@ import { runServer } from './server.js';
 async function main(): Promise<void> {
   const config = loadConfig();
   if (cluster.isPrimary) {
-    checkBudget(config);
-    runPrimary({ workers: config.webConcurrency, log: createLogger({ process: config.dyno, level: config.logLevel }) });
+    const log = createLogger({ process: config.dyno, level: config.logLevel });
+    const budget = checkBudget(config);
+    if (budget.lowered) {
+      log.warn(`budget: WEB_CONCURRENCY ${budget.lowered.from} (set by the buildpack) lowered to ${budget.lowered.to} to fit ${config.budget.redisMaxConnections} Redis connections`);
+    }
+    runPrimary({ workers: budget.webConcurrency, log });
   } else {
     await runServer(config, `${config.dyno}/${cluster.worker?.id ?? 0}`);
   }
