@@ -4,12 +4,15 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 
 export const RENDER_JOB = 'render';
+/** The hourly removal of expired files (src/worker/cleanup-job.ts). */
+export const CLEANUP_JOB = 'cleanup';
+type JobName = typeof RENDER_JOB | typeof CLEANUP_JOB;
 
 export interface RenderJobData {
   downloadId: string;
 }
 
-export type DownloadsQueue = Queue<RenderJobData, void, typeof RENDER_JOB>;
+export type DownloadsQueue = Queue<RenderJobData, void, JobName>;
 
 /** Retries and bounded retention (the smallest Redis plans have a few MB). */
 export const JOB_OPTIONS: JobsOptions = {
@@ -20,7 +23,7 @@ export const JOB_OPTIONS: JobsOptions = {
 };
 
 export function createDownloadsQueue(name: string, connection: ConnectionOptions): DownloadsQueue {
-  return new Queue<RenderJobData, void, typeof RENDER_JOB>(name, {
+  return new Queue<RenderJobData, void, JobName>(name, {
     connection,
     defaultJobOptions: JOB_OPTIONS,
   });

@@ -38,6 +38,9 @@ export function toHttpError(err: unknown): HttpError {
     const [status, message] = bodyError;
     return new HttpError(status, message, `http:${e!.type}`);
   }
+  if (e?.status === 400 && e.message?.startsWith('Failed to decode param')) {
+    return new HttpError(400, 'That address could not be read. Check the link and try again.', 'http:bad-url');
+  }
   // Errors from libraries (http-errors: csrf-csrf, body-parser) that are safe to show.
   if (e && typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose !== false && e.message) {
     return new HttpError(e.status, e.message, e.code ?? `http:${e.status}`);

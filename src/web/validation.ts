@@ -11,6 +11,8 @@ export type FieldErrors = Partial<Record<keyof DownloadForm, string>>;
 
 // Control characters (CR/LF included) never belong in a title or an address.
 const CONTROL = /[\u0000-\u001f\u007f]/;
+// A title is plain text: "A < B" is fine, a tag is never what a person meant.
+const TAG = /<\/?[a-z!?][^>]*>/i;
 
 export function downloadFormSchema(maxPages: number) {
   return z.object({
@@ -26,7 +28,8 @@ export function downloadFormSchema(maxPages: number) {
       .trim()
       .min(1, 'Give your document a title.')
       .max(120, 'The title is too long (120 characters at most).')
-      .refine((v) => !CONTROL.test(v), 'The title contains characters that are not allowed.'),
+      .refine((v) => !CONTROL.test(v), 'The title contains characters that are not allowed.')
+      .refine((v) => !TAG.test(v), 'The title cannot contain HTML tags.'),
     pages: z.coerce
       .number({ error: `Choose a number of pages from 1 to ${maxPages}.` })
       .int(`Choose a whole number of pages from 1 to ${maxPages}.`)

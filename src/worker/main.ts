@@ -13,6 +13,7 @@ import { createDownloadsQueue } from '../queue/downloads.js';
 import { reconcileDownloads } from '../queue/reconciler.js';
 import { ConnectionFactory } from '../redis/connection-factory.js';
 import { createDownloadsWorker, stopWorker } from './downloads-worker.js';
+import { scheduleCleanup } from './cleanup-job.js';
 import { createRenderProcessor } from './render-job.js';
 
 const RECONCILE_EVERY_MS = 30_000;
@@ -45,6 +46,8 @@ async function main(): Promise<void> {
   worker.on('failed', (job, err) =>
     log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade }, `job: ${job?.id} failed: ${err.message}`),
   );
+
+  await scheduleCleanup(queue);
 
   const reconcile = setInterval(() => {
     reconcileDownloads(db, queue, { now: new Date() })

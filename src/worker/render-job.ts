@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import { downloadLink } from '../db/downloads.js';
 import type { Mailer } from '../mail/mailer.js';
 import type { RenderJobData } from '../queue/downloads.js';
+import { CLEANUP_JOB, deleteExpiredFiles } from './cleanup-job.js';
 import { renderPdf } from './render-pdf.js';
 
 export interface RenderJobDeps {
@@ -68,6 +69,11 @@ export function createRenderProcessor(deps: RenderJobDeps) {
   }
 
   return async function processRenderJob(job: Job<RenderJobData>): Promise<void> {
+    if (job.name === CLEANUP_JOB) {
+      const deleted = await deleteExpiredFiles(db, now());
+      if (deleted > 0) log.info(`cleanup: deleted ${deleted} expired file(s)`);
+      return;
+    }
     const id = job.data.downloadId;
     const row = await db.download.findUnique({ where: { id } });
     if (!row) throw new UnrecoverableError(`download ${id} does not exist`);

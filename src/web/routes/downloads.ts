@@ -61,6 +61,11 @@ export function downloadsRouter(deps: AppDeps, { csrf, limits }: DownloadsMiddle
     },
   );
 
+  router.all('/downloads', (_req, res, next) => {
+    res.set('Allow', 'POST');
+    next(new HttpError(405, 'Downloads are requested with the form on the home page.', 'http:method-not-allowed'));
+  });
+
   router.get('/downloads/:token', async (req, res) => {
     const download = await findDownloadByToken(db, req.params.token);
     if (!download) throw notFound('There is no download at this address. Check the link in your email.');
