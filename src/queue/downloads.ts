@@ -26,6 +26,8 @@ export function createDownloadsQueue(name: string, connection: ConnectionOptions
   return new Queue<RenderJobData, void, JobName>(name, {
     connection,
     defaultJobOptions: JOB_OPTIONS,
+    // BullMQ keeps up to 10,000 events by default (MBs on a 5 MB plan); nothing here reads old ones.
+    streams: { events: { maxLen: 500 } },
   });
 }
 

@@ -3,6 +3,7 @@
 // against real Redis, Postgres and SMTP.
 import express, { type Express } from 'express';
 import type { Redis } from 'ioredis';
+import type { BudgetPlan } from '../budget/plan.js';
 import path from 'node:path';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../log.js';
@@ -12,6 +13,7 @@ import { errorHandler, notFoundHandler } from './error-handler.js';
 import { downloadsRouter } from './routes/downloads.js';
 import { adminRouter } from './routes/admin.js';
 import { devMailRouter } from './routes/dev-mail.js';
+import { statusRouter } from './routes/status.js';
 import { downloadRateLimits } from './rate-limits.js';
 import { csrfProtection, httpsOnly, securityHeaders } from './security.js';
 
@@ -34,6 +36,8 @@ export interface AppDeps {
     /** Folder of captured mail (`npm start` only): mounts /dev/mail. */
     devMailDir?: string;
   };
+  /** Mounts /status and /status.json: the budget next to the live connections. */
+  status?: { plan: BudgetPlan; processName: string; autoscalerStatus?: () => Promise<object | null> };
   now?: () => Date;
 }
 
@@ -67,6 +71,7 @@ export function createApp(deps: AppDeps): Express {
     app.use('/admin', adminRouter({ queue: deps.queue, password: deps.config.adminPassword }));
   }
   app.use(headers, csrf.cookies);
+  if (deps.status) app.use(statusRouter({ redis: deps.redis, db: deps.db, ...deps.status }));
   app.use(downloadsRouter(deps, { csrf, limits }));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));

@@ -3,6 +3,7 @@
 // On SIGTERM: stop accepting, let in-flight requests finish, close, exit.
 import type { Server } from 'node:http';
 import type { Config } from '../config.js';
+import { checkBudget } from '../budget/boot-check.js';
 import { REDIS_CONNECTIONS } from '../budget/costs.js';
 import { createDb } from '../db/client.js';
 import { onShutdownSignal } from '../lifecycle.js';
@@ -31,7 +32,8 @@ export async function runServer(config: Config, processName: string): Promise<Se
   const queue = createDownloadsQueue(config.queueName, shared);
   queue.on('error', (err) => log.warn(`queue: ${err.message}`));
   const db = createDb({ url: config.databaseUrl, poolSize: config.webDatabasePoolSize, processName });
-  const app = createApp({ db, queue, redis: shared, log, config });
+  // The primary passed this check already; it gives the same plan (and WEB_CONCURRENCY) here.
+  const app = createApp({ db, queue, redis: shared, log, config, status: { plan: checkBudget(config).plan, processName } });
 
   const server = app.listen(config.port);
   // Longer than the Heroku router's 55 s idle timeout, so the router closes first.

@@ -36,6 +36,17 @@ function start(script: string, extra: Record<string, string>): TestProcess {
   return p;
 }
 
+const countBy = (values: unknown[]) => values.reduce<Record<string, number>>((acc, v) => ({ ...acc, [String(v)]: (acc[String(v)] ?? 0) + 1 }), {});
+
+/** GET / as a browser would: the form's CSRF token and the cookies it is bound to. */
+async function openForm(port: number): Promise<{ cookie: string; csrf: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}/`);
+  const html = await res.text();
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
+  if (res.status !== 200 || !csrf) throw new Error(`GET / on ${port}: ${res.status}, no CSRF token`);
+  return { cookie: res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; '), csrf };
+}
+
 async function infoOf(section: 'clients' | 'stats'): Promise<Record<string, string>> {
   return parseInfo(await observer.info(section));
 }
@@ -60,6 +71,11 @@ beforeAll(async () => {
     REDIS_MAX_CONNECTIONS: String(LIMIT),
     REDIS_RESERVED_CONNECTIONS: '2',
     MAX_PAGES: '5',
+    // One secret for the whole formation (a config var on Heroku): a form from one dyno posts to the other.
+    SESSION_SECRET: 'budget-load-test-session-secret-0123456789abcdef',
+    // Every request comes from 127.0.0.1: the per-IP limit would refuse the load for the wrong reason.
+    // The limiter still counts each request in Redis, on each process's one shared connection.
+    RATE_LIMIT_PER_IP: '1000000',
   };
 }, 60_000);
 
@@ -91,6 +107,9 @@ describe('the seed formation on a 10-connection Redis', { timeout: 120_000 }, ()
       timeoutMs: 15_000,
     });
   }, 60_000);
+  afterAll(async () => {
+    await Promise.all(formation.map((p) => p.stop('SIGTERM')));
+  }, 30_000);
 
   it(`${REQUESTS} requests over both web dynos → all accepted, all rendered, one email each; peak ≤ ${LIMIT}, none rejected`, async () => {
     let peak = 0;
@@ -113,13 +132,16 @@ describe('the seed formation on a 10-connection Redis', { timeout: 120_000 }, ()
     const started = Date.now();
     const statuses: number[] = new Array(REQUESTS);
     let next = 0;
-    const client = async () => {
+    // Each of the IN_FLIGHT clients is a browser: it loads the form once (cookies + CSRF
+    // token), then sends its share of the requests, alternating between the two dynos.
+    const client = async (_: unknown, c: number) => {
+      const { cookie, csrf } = await openForm(ports[c % ports.length]!);
       while (next < REQUESTS) {
         const i = next++;
         const res = await fetch(`http://127.0.0.1:${ports[i % ports.length]}/downloads`, {
           method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: new URLSearchParams({ email: `load-${i}@example.com`, title: `Load ${i}`, pages: '1' }).toString(),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+          body: new URLSearchParams({ _csrf: csrf, email: `load-${i}@example.com`, title: `Load ${i}`, pages: '1' }).toString(),
           redirect: 'manual',
         });
         await res.arrayBuffer();
@@ -132,7 +154,11 @@ describe('the seed formation on a 10-connection Redis', { timeout: 120_000 }, ()
       await waitFor(
         async () => (await db.download.count({ where: { status: 'ready', emailedAt: { not: null } } })) === REQUESTS && mail.messages.length >= REQUESTS,
         { what: `${REQUESTS} ready rows and emails`, timeoutMs: 60_000, intervalMs: 250 },
-      );
+      ).catch(async (err: Error) => {
+        const rows = await db.download.groupBy({ by: ['status'], _count: true });
+        const tail = formation.map((p) => p.output.slice(-8).join('\n')).join('\n---\n');
+        throw new Error(`${err.message}: rows ${JSON.stringify(rows)}, ${mail.messages.length} emails, statuses ${JSON.stringify(countBy(statuses))}\n${tail}`);
+      });
       const doneMs = Date.now() - started;
       // Room for a duplicate email to show up, were there one.
       await new Promise((r) => setTimeout(r, 1_000));

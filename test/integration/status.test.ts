@@ -35,7 +35,8 @@ const plan: BudgetPlan = planBudget({
 const tag = randomBytes(3).toString('hex');
 const webProcess = `web.${tag}/1`;
 const workerProcess = `worker.${tag}`;
-const queueName = uniqueName('status');
+// 17 bytes: its base64 ends in '=', so CLIENT LIST's `name=bull:…=:w:…` must be split at the first '='.
+const queueName = `${uniqueName('status')}-q`;
 const blockingName = `bull:${Buffer.from(queueName).toString('base64')}:w:nanoscale:${workerProcess}:blocking`;
 
 let database: TestDatabase;
@@ -113,6 +114,7 @@ describe('GET /status on the machine’s Redis and Postgres', () => {
       { process: workerProcess, role: 'blocking', kind: 'worker', count: 1, queue: queueName },
       { process: workerProcess, role: 'shared', kind: 'worker', count: 1, queue: undefined },
     ]);
+    expect(blockingName).toMatch(/=:w:/);
     const blocking = report.live.redis.clients.groups.find((g) => g.role === 'blocking' && g.process === workerProcess);
     expect(blocking?.connections[0]?.name).toBe(blockingName);
 
@@ -141,7 +143,12 @@ describe('GET /status on the machine’s Redis and Postgres', () => {
   it('/status → the plan and live bars, our processes by name, and no URL', async () => {
     const res = await request(app).get('/status').expect(200).expect('Content-Type', /html/);
     expect(res.text).toContain('aria-label="planned: 6 web, 2 worker, 2 reserved of 10"');
-    expect(res.text).toMatch(/<span class="seg seg-web" style="flex-grow: 6"/);
+    // The planned bar: web takes 6 of 10 slots, then worker 2, then the reserve 2.
+    expect(res.text).toMatch(/<g class="seg seg-web">\s*<title>web: 6<\/title>\s*<rect x="0%" y="0" width="60%"/);
+    expect(res.text).toMatch(/<g class="seg seg-worker">\s*<title>worker: 2<\/title>\s*<rect x="60%" y="0" width="20%"/);
+    expect(res.text).toMatch(/<g class="seg seg-reserved">\s*<title>reserved: 2<\/title>\s*<rect x="80%" y="0" width="20%"/);
+    // The app's CSP (style-src 'self') would drop inline styles: the page has none.
+    expect(res.text).not.toMatch(/<style|\sstyle="/);
     expect(res.text).toMatch(/aria-label="live: /);
     expect(res.text).toContain(`<code>${webProcess}</code>`);
     expect(res.text).toContain(`<code>${workerProcess}</code>`);
