@@ -18,7 +18,7 @@ export type DownloadsQueue = Queue<RenderJobData, void, JobName>;
 export const JOB_OPTIONS: JobsOptions = {
   attempts: 3,
   backoff: { type: 'exponential', delay: 2_000 },
-  removeOnComplete: { age: 3_600, count: 200 },
+  removeOnComplete: { age: 3_600, count: 100 },
   removeOnFail: { age: 24 * 3_600, count: 500 },
 };
 

@@ -24,7 +24,7 @@ export interface Harness {
   queueName: string;
   mail: MailCatcher;
   database: TestDatabase;
-  startWorker(options?: { smtpUrl?: string }): Worker;
+  startWorker(options?: { smtpUrl?: string; concurrency?: number }): Worker;
   counts(): Promise<{ rows: number; jobs: number; mails: number }>;
   close(): Promise<void>;
 }
@@ -34,15 +34,20 @@ export interface HarnessOptions {
   downloadTtlMs?: number;
   now?: () => Date;
   rateLimits?: { perIpPer10Minutes: number; perEmailPerHour: number };
+  /** Reach the test database through this URL instead (e.g. a fault-injecting proxy). */
+  databaseUrl?: (url: string) => Promise<string> | string;
+  redisUrl?: string;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const database = await createTestDatabase();
-  const db = testDb(database.url);
+  const databaseUrl = options.databaseUrl ? await options.databaseUrl(database.url) : database.url;
+  const redisUrl = options.redisUrl ?? REDIS_URL;
+  const db = testDb(databaseUrl);
   const mail = await startMailCatcher();
   const queueName = uniqueName('test-downloads');
   const log = createLogger({ process: 'test', level: 'silent' });
-  const webRedis = new ConnectionFactory({ url: REDIS_URL, processName: `test-web-${queueName}`, allotment: 1, profile: 'fail-fast' });
+  const webRedis = new ConnectionFactory({ url: redisUrl, processName: `test-web-${queueName}`, allotment: 1, profile: 'fail-fast' });
   const redis = webRedis.open('shared');
   await whenReady(redis);
   const queue = createDownloadsQueue(queueName, redis);
@@ -66,12 +71,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     mail,
     database,
     startWorker(workerOptions = {}) {
-      const factory = new ConnectionFactory({ url: REDIS_URL, processName: `test-worker-${queueName}-${workers.length}`, allotment: 2, profile: 'patient' });
+      const factory = new ConnectionFactory({ url: redisUrl, processName: `test-worker-${queueName}-${workers.length}`, allotment: 2, profile: 'patient' });
       const mailer = createMailer({ transport: createTransport(workerOptions.smtpUrl ?? mail.url), from: 'test <test@nanoscale.invalid>' });
       const worker = createDownloadsWorker({
         queueName,
         connection: factory.open('shared'),
         processName: `test-worker-${workers.length}`,
+        concurrency: workerOptions.concurrency,
         processor: createRenderProcessor({ db, mailer, log, progressIntervalMs: 0 }),
       });
       worker.on('error', () => {});
