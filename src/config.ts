@@ -44,6 +44,14 @@ const variables = {
   ADMIN_PASSWORD: { schema: z.string().min(12), default: undefined, fix: 'set a password of at least 12 characters for /admin (app.json generates one)' },
   RATE_LIMIT_PER_IP: { schema: int(1, 1_000_000), default: '30', fix: 'use how many download requests one IP address may make per 10 minutes, e.g. 30' },
   RATE_LIMIT_PER_EMAIL: { schema: int(1, 1_000_000), default: '10', fix: 'use how many downloads one email address may request per hour, e.g. 10' },
+  AUTOSCALER: { schema: z.enum(['on', 'off']), default: 'on', fix: 'use on (scale the worker with the queue) or off (run the worker as a normal dyno)' },
+  HEROKU_API_KEY: { schema: z.string().min(8).max(200), default: undefined, fix: 'create a token with `heroku authorizations:create -d nanoscale-autoscaler`' },
+  HEROKU_APP_NAME: { schema: z.string().regex(/^[a-z][a-z0-9-]{1,29}$/), default: undefined, fix: 'use the app’s name as `heroku apps` lists it' },
+  HEROKU_API_URL: { schema: url(['https', 'http']), default: 'https://api.heroku.com', fix: 'leave it at https://api.heroku.com (npm start points it at the local dyno manager)' },
+  IDLE_TIMEOUT: { schema: seconds(1, 86_400), default: '60', fix: 'use the seconds of idleness before the worker is scaled to zero, e.g. 60' },
+  AUTOSCALE_INTERVAL: { schema: seconds(0.2, 3_600), default: '15', fix: 'use the seconds between reconcile passes, e.g. 15' },
+  JOBS_PER_WORKER: { schema: int(1, 10_000), default: '10', fix: 'use how many pending jobs justify one more worker dyno, e.g. 10' },
+  JOB_LOCK_TIMEOUT: { schema: seconds(1, 600), default: '30', fix: 'use the seconds after which a job whose worker died is handed to another, e.g. 30' },
   REDIS_MAX_CONNECTIONS: { schema: int(1, 100000), default: '10', fix: 'use your Redis plan’s connection limit (10 for the Nano plan this app is sized for)' },
   REDIS_RESERVED_CONNECTIONS: { schema: int(0, 100000), default: '2', fix: 'use how many Redis connections to keep free for consoles, the release phase and deploy overlap, e.g. 2' },
   WEB_DYNOS: { schema: int(0, 100), default: '2', fix: 'use how many web dynos the app runs, e.g. 2' },
@@ -58,9 +66,9 @@ export const LOCAL_VARIABLE_NAMES: readonly VariableName[] = ['DEV_MAIL_DIR', 'L
 /** Every variable the deployed app reads (app.json must describe each of them). */
 export const VARIABLE_NAMES = (Object.keys(variables) as VariableName[]).filter((n) => n !== 'LOCAL_DATA_DIR');
 const SECRET_URLS: VariableName[] = ['REDIS_URL', 'DATABASE_URL', 'SMTP_URL'];
-const SECRETS: VariableName[] = ['SESSION_SECRET', 'ADMIN_PASSWORD'];
+const SECRETS: VariableName[] = ['SESSION_SECRET', 'ADMIN_PASSWORD', 'HEROKU_API_KEY'];
 /** May stay unset: a feature is off (or, in development, a fixed value stands in). */
-const OPTIONAL: VariableName[] = ['DEV_MAIL_DIR', 'SESSION_SECRET', 'ADMIN_PASSWORD', 'WEB_CONCURRENCY_SET_BY'];
+const OPTIONAL: VariableName[] = ['DEV_MAIL_DIR', 'SESSION_SECRET', 'ADMIN_PASSWORD', 'WEB_CONCURRENCY_SET_BY', 'HEROKU_API_KEY', 'HEROKU_APP_NAME'];
 /** Stands in for SESSION_SECRET outside production only: it signs nothing of value. */
 const DEVELOPMENT_SESSION_SECRET = 'nanoscale-development-session-secret-not-for-production';
 
@@ -128,6 +136,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     /** Unset: the /admin pages answer 404. */
     adminPassword: v.ADMIN_PASSWORD as string | undefined,
     rateLimits: { perIpPer10Minutes: v.RATE_LIMIT_PER_IP, perEmailPerHour: v.RATE_LIMIT_PER_EMAIL },
+    jobLockMs: Math.round(v.JOB_LOCK_TIMEOUT * 1000),
+    /** Periodic reconcile (rows without jobs, delayed jobs at zero, failed platform calls). */
+    reconcileIntervalMs: Math.round(v.AUTOSCALE_INTERVAL * 1000),
+    autoscaler: {
+      /** Off when AUTOSCALER=off or the platform token or app name is missing. */
+      enabled: v.AUTOSCALER === 'on' && Boolean(v.HEROKU_API_KEY) && Boolean(v.HEROKU_APP_NAME),
+      requested: v.AUTOSCALER === 'on',
+      apiKey: v.HEROKU_API_KEY as string | undefined,
+      appName: v.HEROKU_APP_NAME as string | undefined,
+      apiUrl: v.HEROKU_API_URL,
+      idleTimeoutMs: Math.round(v.IDLE_TIMEOUT * 1000),
+      intervalMs: Math.round(v.AUTOSCALE_INTERVAL * 1000),
+      jobsPerWorker: v.JOBS_PER_WORKER,
+    },
     budget: {
       redisMaxConnections: v.REDIS_MAX_CONNECTIONS,
       redisReservedConnections: v.REDIS_RESERVED_CONNECTIONS,

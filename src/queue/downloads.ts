@@ -51,3 +51,19 @@ export async function enqueueDownload(queue: DownloadsQueue, downloadId: string,
     clearTimeout(timer);
   }
 }
+
+/** Hourly: each run may wake a scaled-to-zero worker, so not more often. */
+export const CLEANUP_EVERY_MS = 60 * 60_000;
+
+/**
+ * Keeps the hourly `cleanup` job scheduled (idempotent: an upsert). Called by every
+ * reconcile pass, so a Redis that restarted empty gets it back.
+ */
+export async function scheduleCleanup(queue: DownloadsQueue, everyMs = CLEANUP_EVERY_MS): Promise<void> {
+  // BullMQ types the scheduler id as a job name: the job's name doubles as its id.
+  await queue.upsertJobScheduler(CLEANUP_JOB, { every: everyMs }, {
+    name: CLEANUP_JOB,
+    data: { downloadId: '' },
+    opts: { removeOnComplete: true, removeOnFail: 10 },
+  });
+}

@@ -9,6 +9,7 @@ import { createDb } from '../db/client.js';
 import { onShutdownSignal } from '../lifecycle.js';
 import { createLogger } from '../log.js';
 import { createDownloadsQueue } from '../queue/downloads.js';
+import { startReconcileLoop } from '../queue/reconcile-loop.js';
 import { ConnectionFactory, whenReady } from '../redis/connection-factory.js';
 import { createApp } from './app.js';
 
@@ -35,6 +36,8 @@ export async function runServer(config: Config, processName: string): Promise<Se
   // The primary passed this check already; it gives the same plan (and WEB_CONCURRENCY) here.
   const app = createApp({ db, queue, redis: shared, log, config, status: { plan: checkBudget(config).plan, processName } });
 
+  const reconciler = startReconcileLoop({ redis: shared, db, queue, log, intervalMs: config.reconcileIntervalMs });
+
   const server = app.listen(config.port);
   // Longer than the Heroku router's 55 s idle timeout, so the router closes first.
   server.keepAliveTimeout = 65_000;
@@ -51,6 +54,7 @@ export async function runServer(config: Config, processName: string): Promise<Se
     const cut = setTimeout(() => server.closeAllConnections(), DRAIN_MS);
     await closed;
     clearTimeout(cut);
+    await reconciler.stop();
     await queue.close();
     await redis.closeAll();
     await db.$disconnect();

@@ -16,6 +16,8 @@ export interface DownloadsWorkerOptions {
   processor: Processor<RenderJobData, void>;
   /** A job whose worker died is retried this many times before it fails (default 3). */
   maxStalledCount?: number;
+  /** How long a job's lock lasts without renewal: a killed worker's job is handed on after it (default 30 s). */
+  lockMs?: number;
 }
 
 export function createDownloadsWorker(options: DownloadsWorkerOptions): Worker<RenderJobData, void> {
@@ -26,10 +28,9 @@ export function createDownloadsWorker(options: DownloadsWorkerOptions): Worker<R
     // which is both our naming scheme and what `Queue.getWorkers()` looks for.
     name: connectionName(options.processName, 'blocking'),
     maxStalledCount: options.maxStalledCount ?? 3,
-    // Heroku kills a dyno 30 s after SIGTERM; a lock this long lets the stalled
-    // check hand a killed job to another worker soon after.
-    lockDuration: 30_000,
-    stalledInterval: 30_000,
+    // A killed dyno's job is retried once its lock expires and the stalled check runs.
+    lockDuration: options.lockMs ?? 30_000,
+    stalledInterval: options.lockMs ?? 30_000,
   });
 }
 

@@ -1,5 +1,5 @@
 // The Procfile's `worker` process: one BullMQ Worker (concurrency WORKER_CONCURRENCY)
-// running render jobs, plus the reconciler that re-enqueues rows Redis forgot.
+// running render jobs (and the hourly cleanup).
 // Two Redis connections, whatever the concurrency. On SIGTERM: stop taking jobs,
 // let active ones finish for up to 22 s, close everything, exit (all within 25 s).
 import { loadConfig } from '../config.js';
@@ -9,14 +9,10 @@ import { createDb } from '../db/client.js';
 import { exitOnBootError, onShutdownSignal } from '../lifecycle.js';
 import { createLogger, reportError } from '../log.js';
 import { createMailer, createTransport } from '../mail/mailer.js';
-import { createDownloadsQueue } from '../queue/downloads.js';
-import { reconcileDownloads } from '../queue/reconciler.js';
+import { createDownloadsQueue, scheduleCleanup } from '../queue/downloads.js';
 import { ConnectionFactory } from '../redis/connection-factory.js';
 import { createDownloadsWorker, stopWorker } from './downloads-worker.js';
-import { scheduleCleanup } from './cleanup-job.js';
 import { createRenderProcessor } from './render-job.js';
-
-const RECONCILE_EVERY_MS = 30_000;
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -40,6 +36,7 @@ async function main(): Promise<void> {
     connection: shared,
     processName,
     concurrency: config.workerConcurrency,
+    lockMs: config.jobLockMs,
     processor: createRenderProcessor({ db, mailer, log }),
   });
   worker.on('error', reportError(log, 'worker'));
@@ -49,14 +46,7 @@ async function main(): Promise<void> {
 
   await scheduleCleanup(queue);
 
-  const reconcile = setInterval(() => {
-    reconcileDownloads(db, queue, { now: new Date() })
-      .then((r) => r.enqueued.length > 0 && log.info(`reconciler: re-enqueued ${r.enqueued.length} download(s)`))
-      .catch(reportError(log, 'reconciler'));
-  }, RECONCILE_EVERY_MS);
-
   onShutdownSignal(log, async () => {
-    clearInterval(reconcile);
     const outcome = await stopWorker(worker, 22_000);
     log.info(`worker: stopped (${outcome})`);
     await queue.close();

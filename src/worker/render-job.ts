@@ -11,8 +11,8 @@ import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../log.js';
 import { downloadLink } from '../db/downloads.js';
 import type { Mailer } from '../mail/mailer.js';
-import type { RenderJobData } from '../queue/downloads.js';
-import { CLEANUP_JOB, deleteExpiredFiles } from './cleanup-job.js';
+import { CLEANUP_JOB, type RenderJobData } from '../queue/downloads.js';
+import { deleteExpiredFiles } from './cleanup-job.js';
 import { renderPdf } from './render-pdf.js';
 
 export interface RenderJobDeps {

@@ -2,7 +2,7 @@
 // their files on the worker.
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scheduleCleanup } from '../../src/worker/cleanup-job.js';
+import { scheduleCleanup } from '../../src/queue/downloads.js';
 import { formAgent } from '../support/form.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { waitFor } from '../support/services.js';
