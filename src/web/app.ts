@@ -36,6 +36,8 @@ export interface AppDeps {
     /** Folder of captured mail (`npm start` only): mounts /dev/mail. */
     devMailDir?: string;
   };
+  /** Called after each successful enqueue (the autoscaler's first trigger); must not block. */
+  onEnqueued?: () => void;
   /** Mounts /status and /status.json: the budget next to the live connections. */
   status?: { plan: BudgetPlan; processName: string; autoscalerStatus?: () => Promise<object | null> };
   now?: () => Date;

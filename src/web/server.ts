@@ -3,6 +3,7 @@
 // On SIGTERM: stop accepting, let in-flight requests finish, close, exit.
 import type { Server } from 'node:http';
 import type { Config } from '../config.js';
+import { autoscalerFromConfig } from '../autoscaler/from-config.js';
 import { checkBudget } from '../budget/boot-check.js';
 import { REDIS_CONNECTIONS } from '../budget/costs.js';
 import { createDb } from '../db/client.js';
@@ -34,7 +35,19 @@ export async function runServer(config: Config, processName: string): Promise<Se
   queue.on('error', (err) => log.warn(`queue: ${err.message}`));
   const db = createDb({ url: config.databaseUrl, poolSize: config.webDatabasePoolSize, processName });
   // The primary passed this check already; it gives the same plan (and WEB_CONCURRENCY) here.
-  const app = createApp({ db, queue, redis: shared, log, config, status: { plan: checkBudget(config).plan, processName } });
+  const { plan } = checkBudget(config);
+  const autoscaler = autoscalerFromConfig(config, { redis: shared, queue, log, processName, plan });
+  autoscaler?.start();
+  const app = createApp({
+    db,
+    queue,
+    redis: shared,
+    log,
+    config,
+    // Off the request path: notifyEnqueued returns at once and never throws.
+    onEnqueued: () => autoscaler?.notifyEnqueued(),
+    status: { plan, processName, autoscalerStatus: async () => (autoscaler ? autoscaler.status() : null) },
+  });
 
   const reconciler = startReconcileLoop({ redis: shared, db, queue, log, intervalMs: config.reconcileIntervalMs });
 
@@ -55,6 +68,7 @@ export async function runServer(config: Config, processName: string): Promise<Se
     await closed;
     clearTimeout(cut);
     await reconciler.stop();
+    await autoscaler?.stop();
     await queue.close();
     await redis.closeAll();
     await db.$disconnect();

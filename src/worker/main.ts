@@ -3,6 +3,7 @@
 // Two Redis connections, whatever the concurrency. On SIGTERM: stop taking jobs,
 // let active ones finish for up to 22 s, close everything, exit (all within 25 s).
 import { loadConfig } from '../config.js';
+import { autoscalerFromConfig } from '../autoscaler/from-config.js';
 import { checkBudget } from '../budget/boot-check.js';
 import { REDIS_CONNECTIONS } from '../budget/costs.js';
 import { createDb } from '../db/client.js';
@@ -16,7 +17,7 @@ import { createRenderProcessor } from './render-job.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  checkBudget(config);
+  const { plan } = checkBudget(config);
   const processName = config.dyno;
   const log = createLogger({ process: processName, level: config.logLevel });
   const redis = new ConnectionFactory({
@@ -46,7 +47,15 @@ async function main(): Promise<void> {
 
   await scheduleCleanup(queue);
 
+  // The idle monitor: after each job this process finishes, look again (down to zero
+  // once IDLE_TIMEOUT passes with nothing pending or active anywhere).
+  const autoscaler = autoscalerFromConfig(config, { redis: shared, queue, log, processName, plan });
+  autoscaler?.start();
+  worker.on('completed', () => void autoscaler?.tick());
+  worker.on('failed', () => void autoscaler?.tick());
+
   onShutdownSignal(log, async () => {
+    await autoscaler?.stop();
     const outcome = await stopWorker(worker, 22_000);
     log.info(`worker: stopped (${outcome})`);
     await queue.close();

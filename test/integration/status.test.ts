@@ -158,12 +158,26 @@ describe('GET /status on the machine’s Redis and Postgres', () => {
     expect(res.text).not.toMatch(/redis:\/\/|postgres(ql)?:\/\//);
   });
 
-  it('autoscalerStatus given → its object fills the slot', async () => {
-    const withScaler = statusApp({ redis: shared, autoscalerStatus: async () => ({ desired: 1, reason: 'waiting=3' }) });
+  it('autoscalerStatus given → current, desired, ceiling and why, last decision, calls, last error, rate limit', async () => {
+    const at = Date.UTC(2026, 11, 4, 12, 0, 0);
+    const status = {
+      processType: 'worker', platform: 'heroku', current: 0, currentAt: at, uncertain: false, desired: 1, rule: 'load',
+      reason: 'waiting=3 active=0', decidedAt: at, ceiling: 1, ceilingReason: 'Redis: 10 connections leave room for 1 worker dyno(s)',
+      idleSince: null, lastChange: { from: 0, to: 1, at, by: 'web.1/2' }, platformCalls: 4, lastCallAt: at,
+      lastError: { message: 'rate limited', status: 429, at, by: 'web.1/1' }, consecutiveFailures: 0, backoffUntil: null, rateLimitRemaining: 4471,
+    };
+    const withScaler = statusApp({ redis: shared, autoscalerStatus: async () => status });
     const json = (await request(withScaler).get('/status.json').expect(200)).body as StatusReport;
-    expect(json.autoscaler).toEqual({ available: true, status: { desired: 1, reason: 'waiting=3' } });
-    const page = await request(withScaler).get('/status').expect(200);
-    expect(page.text).toMatch(/<dt>reason<\/dt><dd><code>waiting=3<\/code><\/dd>/);
+    expect(json.autoscaler).toEqual({ available: true, status });
+    const page = (await request(withScaler).get('/status').expect(200)).text;
+    expect(page).toContain('<dt>desired</dt><dd>1 (load)</dd>');
+    expect(page).toContain('Redis: 10 connections leave room for 1 worker dyno(s)');
+    expect(page).toContain('0 → 1 by web.1/2 · 2026-12-04 12:00:00 UTC');
+    expect(page).toContain('<dt>platform calls</dt><dd>4');
+    expect(page).toContain('rate limited (429)');
+    expect(page).toContain('<dt>rate limit remaining</dt><dd>4471</dd>');
+    const off = (await request(statusApp({ redis: shared, autoscalerStatus: async () => null })).get('/status').expect(200)).text;
+    expect(off).toContain('Off: AUTOSCALER=off');
   });
 });
 

@@ -52,6 +52,7 @@ export function downloadsRouter(deps: AppDeps, { csrf, limits }: DownloadsMiddle
       const download = await createDownload(db, { ...form, origin }, { now: now(), ttlMs: config.downloadTtlMs });
       try {
         await enqueueDownload(queue, download.id);
+        deps.onEnqueued?.();
         await db.download.update({ where: { id: download.id }, data: { enqueuedAt: now() } });
       } catch (err) {
         // Accepted all the same: the row stays `queued` and the reconciler enqueues it.
