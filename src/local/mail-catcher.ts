@@ -36,7 +36,10 @@ export async function startMailCatcher(options: { dir?: string; port?: number } 
   if (options.dir) await mkdir(options.dir, { recursive: true });
 
   const server = new SMTPServer({
+    // Accepts any credentials, so an SMTP_URL with a user and password works locally too.
     authOptional: true,
+    allowInsecureAuth: true,
+    onAuth: (auth, _session, callback) => callback(null, { user: auth.username }),
     disabledCommands: ['STARTTLS'],
     logger: false,
     banner: 'nanoscale mail catcher',

@@ -39,13 +39,22 @@ export function redisServerBinary(searchPath = process.env.PATH ?? ''): string |
   return null;
 }
 
-export async function startRedisServer(options: { maxClients?: number; port?: number; onLog?: (line: string) => void } = {}): Promise<LocalRedis> {
+export interface RedisServerOptions {
+  /** Default 10: the Nano plan. */
+  maxClients?: number;
+  port?: number;
+  /** More redis-server arguments (tests: `--requirepass`, `--rename-command`). */
+  extraArgs?: string[];
+  onLog?: (line: string) => void;
+}
+
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<LocalRedis> {
   const binary = redisServerBinary();
   if (!binary) throw new RedisServerMissingError();
   const port = options.port ?? (await freePort());
   const child = spawn(
     binary,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxclients', String(options.maxClients ?? 10), '--daemonize', 'no', '--loglevel', 'warning'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxclients', String(options.maxClients ?? 10), '--daemonize', 'no', '--loglevel', 'warning', ...(options.extraArgs ?? [])],
     // Its own process group: a Ctrl-C in the terminal must not stop Redis before
     // the processes that use it have drained; we stop it last.
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
