@@ -37,6 +37,7 @@ export interface HarnessOptions {
   /** Reach the test database through this URL instead (e.g. a fault-injecting proxy). */
   databaseUrl?: (url: string) => Promise<string> | string;
   redisUrl?: string;
+  adminPassword?: string;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -58,6 +59,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     sessionSecret: 'test-session-secret-test-session-secret',
     rateLimits: options.rateLimits ?? { perIpPer10Minutes: 10_000, perEmailPerHour: 10_000 },
     keyPrefix: `nanoscale-test:${queueName}`,
+    adminPassword: options.adminPassword,
   };
   const app = createApp({ db, queue, redis, log, config, now: options.now });
   const workers: Array<{ worker: Worker; factory: ConnectionFactory; close: () => void }> = [];
