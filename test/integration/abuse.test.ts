@@ -1,4 +1,4 @@
-// Hostile and malformed requests, table-driven: each gets a 4xx with a message a
+// Bad, malformed and hostile requests, table-driven: each gets a 4xx with a message a
 // person can read, none a 5xx, and none creates a row, a job or an email.
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -75,7 +75,27 @@ describe('hostile form posts (with a valid CSRF token)', () => {
     const res = await form.post(fields);
     expect(res.status).toBe(status);
     expectReadable(res, message);
+    if (status === 422) {
+      // The form again, the field marked, its message next to it.
+      expect(res.text).toContain('<form method="post" action="/downloads"');
+      expect(res.text).toContain('aria-invalid="true"');
+    }
     await expectNothingStored();
+  });
+
+  it('several bad fields → a message for each, and what was typed is kept (escaped)', async () => {
+    const res = await form.post({ email: '<script>x</script>', title: '', pages: '99' }).expect(422);
+    expect(res.text).toMatch(/Enter an email address like/);
+    expect(res.text).toMatch(/Give your document a title/);
+    expect(res.text).toMatch(/Choose a number of pages/);
+    expect(res.text).toContain('value="&lt;script&gt;x&lt;/script&gt;"');
+    expect(res.text).not.toContain('<script>x</script>');
+    await expectNothingStored();
+  });
+
+  it('a JSON client → the error as JSON', async () => {
+    const res = await request(h.app).post('/downloads').set('Accept', 'application/json').send(ok).expect(415);
+    expect(res.body).toEqual({ error: { status: 415, code: 'http:unsupported-media-type', message: expect.stringContaining('form') } });
   });
 });
 
@@ -112,6 +132,11 @@ describe('hostile requests', () => {
 
   it('more than 50 cases in all', () => {
     expect(formCases.length + requestCases.length).toBeGreaterThanOrEqual(50);
+  });
+
+  it('a valid request after all that → accepted', async () => {
+    await form.post(ok).expect(303);
+    expect((await h.counts()).rows).toBe(1);
   });
 });
 

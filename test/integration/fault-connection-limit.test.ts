@@ -9,7 +9,7 @@ import { freePort } from '../../src/local/free-port.js';
 import { startMailCatcher, type MailCatcher } from '../../src/local/mail-catcher.js';
 import { startRedisServer, type LocalRedis } from '../../src/local/redis-server.js';
 import { postDownload } from '../support/form.js';
-import { startProcess, type TestProcess } from '../support/processes.js';
+import { startFormation, type TestProcess } from '../support/processes.js';
 import { createTestDatabase, testDb, uniqueName, waitFor, type TestDatabase } from '../support/services.js';
 
 let database: TestDatabase;
@@ -69,11 +69,8 @@ describe('Redis connection limit reached', () => {
       REDIS_URL: redis.url, DATABASE_URL: database.url, SMTP_URL: mail.url, QUEUE_NAME: uniqueName('limit'),
       AUTOSCALER: 'off', AUTOSCALE_INTERVAL: '1', RATE_LIMIT_PER_IP: '100000', WEB_DYNOS: '1',
     };
-    const web = startProcess('web/main.js', { ...env, DYNO: 'web.1', PORT: String(port), WEB_CONCURRENCY: '2' });
-    const worker = startProcess('worker/main.js', { ...env, DYNO: 'worker.1' });
+    const { web, worker } = await startFormation(env, port);
     processes.push(web, worker);
-    await waitFor(async () => web.output.filter((l) => l.includes('web: listening')).length === 2, { what: 'web up' });
-    await worker.waitForLine(/worker: ready/);
     const base = `http://127.0.0.1:${port}`;
     expect((await postDownload(base, { email: 'before@example.com', title: 'Before', pages: '1' })).status).toBe(303);
 

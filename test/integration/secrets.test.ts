@@ -9,7 +9,8 @@ import { freePort } from '../../src/local/free-port.js';
 import { startMailCatcher, type MailCatcher } from '../../src/local/mail-catcher.js';
 import { startRedisServer, type LocalRedis } from '../../src/local/redis-server.js';
 import { startFakePlatformApi, type FakePlatformApi } from '../support/fake-platform-api.js';
-import { startProcess, type TestProcess } from '../support/processes.js';
+import { postDownload } from '../support/form.js';
+import { startFormation, type TestProcess } from '../support/processes.js';
 import { createTestDatabase, PG_ADMIN_URL, uniqueName, waitFor, type TestDatabase } from '../support/services.js';
 
 const secret = (label: string) => `${label}${randomBytes(12).toString('hex')}`;
@@ -85,11 +86,8 @@ describe('secrets', () => {
     };
     // The platform refuses the first calls: the failure is logged.
     platform.failNext(2, 500);
-    const web = startProcess('web/main.js', { ...env, DYNO: 'web.1', PORT: String(port), WEB_CONCURRENCY: '2' });
-    const worker = startProcess('worker/main.js', { ...env, DYNO: 'worker.1' });
+    const { web, worker } = await startFormation(env, port);
     processes.push(web, worker);
-    await waitFor(async () => web.output.filter((l) => l.includes('web: listening')).length === 2, { what: 'web up' });
-    await worker.waitForLine(/worker: ready/);
 
     const base = `http://127.0.0.1:${port}`;
     const https = { 'x-forwarded-proto': 'https' };
@@ -102,7 +100,7 @@ describe('secrets', () => {
     };
     const formHtml = await (await fetch(`${base}/`, { headers: https })).text();
     pages.push(formHtml);
-    const posted = await postDownloadHttps(base, { email: 'secret@example.com', title: 'Secrets', pages: '1' });
+    const posted = await postDownload(base, { email: 'secret@example.com', title: 'Secrets', pages: '1' }, https);
     expect(posted.status).toBe(303);
     await mail.waitFor((m) => m.to.includes('secret@example.com'), 30_000);
     await waitFor(async () => platform.calls.filter((c) => c.status === 500).length === 2 && platform.calls.some((c) => c.status === 200), {
@@ -131,18 +129,3 @@ describe('secrets', () => {
     }
   }, 120_000);
 });
-
-/** postDownload over "https" (the router's X-Forwarded-Proto), as production requires. */
-async function postDownloadHttps(base: string, fields: Record<string, string>) {
-  const https = { 'x-forwarded-proto': 'https' };
-  const form = await fetch(`${base}/`, { headers: https });
-  const cookie = form.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-  const token = /name="_csrf" value="([^"]+)"/.exec(await form.text())![1]!;
-  const res = await fetch(`${base}/downloads`, {
-    method: 'POST',
-    headers: { ...https, cookie, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ ...fields, _csrf: token }).toString(),
-    redirect: 'manual',
-  });
-  return { status: res.status, location: res.headers.get('location') ?? undefined };
-}

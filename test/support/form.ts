@@ -25,14 +25,21 @@ export async function formAgent(app: Express) {
   };
 }
 
-/** POST /downloads to a running web process, as a browser would. */
-export async function postDownload(baseUrl: string, fields: Record<string, string>): Promise<{ status: number; location?: string; body: string }> {
-  const form = await fetch(`${baseUrl}/`);
+/**
+ * POST /downloads to a running web process, as a browser would. `headers` go with
+ * both requests (production needs `x-forwarded-proto: https`, as Heroku's router sends).
+ */
+export async function postDownload(
+  baseUrl: string,
+  fields: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; location?: string; body: string }> {
+  const form = await fetch(`${baseUrl}/`, { headers });
   const cookie = form.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
   const token = csrfTokenIn(await form.text());
   const res = await fetch(`${baseUrl}/downloads`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+    headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded', cookie },
     body: new URLSearchParams({ ...fields, _csrf: token }).toString(),
     redirect: 'manual',
   });

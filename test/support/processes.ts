@@ -78,3 +78,21 @@ export function startProcess(script: 'web/main.js' | 'worker/main.js' | 'release
     },
   };
 }
+
+/**
+ * A small formation from dist/: one web dyno (`web.1`, WEB_CONCURRENCY=2 unless
+ * `env` says otherwise) on a free port and one worker (`worker.1`), resolved once
+ * every cluster worker listens and the worker is ready.
+ */
+export async function startFormation(env: Record<string, string>, port: number): Promise<{ web: TestProcess; worker: TestProcess; base: string }> {
+  const webConcurrency = Number(env.WEB_CONCURRENCY ?? 2);
+  const web = startProcess('web/main.js', { WEB_CONCURRENCY: String(webConcurrency), ...env, DYNO: 'web.1', PORT: String(port) });
+  const worker = startProcess('worker/main.js', { ...env, DYNO: 'worker.1' });
+  const deadline = Date.now() + 30_000;
+  while (web.output.filter((l) => l.includes('web: listening')).length < webConcurrency) {
+    if (Date.now() > deadline || web.child.exitCode !== null) throw new Error(`web did not start:\n${web.output.slice(-20).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await worker.waitForLine(/worker: ready/);
+  return { web, worker, base: `http://127.0.0.1:${port}` };
+}
