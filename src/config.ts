@@ -188,9 +188,10 @@ export function loadBudgetConfig(env: NodeJS.ProcessEnv = process.env) {
 /** What `npm start` reads: services it should use instead of starting its own. */
 export function loadLocalConfig(env: NodeJS.ProcessEnv = process.env) {
   const optional = (name: VariableName) => (env[name] ? (read(env, [name])[name] as string) : undefined);
-  const v = read(env, ['PORT', 'REDIS_MAX_CONNECTIONS', 'LOCAL_DATA_DIR']);
+  const v = read(env, ['PORT', 'REDIS_MAX_CONNECTIONS', 'LOCAL_DATA_DIR', 'AUTOSCALER']);
   return Object.freeze({
     port: v.PORT as number,
+    autoscaler: v.AUTOSCALER === 'on',
     dataDir: v.LOCAL_DATA_DIR as string,
     redisMaxConnections: v.REDIS_MAX_CONNECTIONS as number,
     redisUrl: optional('REDIS_URL'),

@@ -56,12 +56,15 @@ export async function enqueueDownload(queue: DownloadsQueue, downloadId: string,
 export const CLEANUP_EVERY_MS = 60 * 60_000;
 
 /**
- * Keeps the hourly `cleanup` job scheduled (idempotent: an upsert). Called by every
- * reconcile pass, so a Redis that restarted empty gets it back.
+ * Makes sure the hourly `cleanup` job is scheduled. Called by every reconcile pass,
+ * so a Redis that restarted empty gets it back. Only a missing scheduler is created,
+ * with its first run one interval away: BullMQ would otherwise run it at once, and
+ * every boot would wake a scaled-to-zero worker.
  */
 export async function scheduleCleanup(queue: DownloadsQueue, everyMs = CLEANUP_EVERY_MS): Promise<void> {
   // BullMQ types the scheduler id as a job name: the job's name doubles as its id.
-  await queue.upsertJobScheduler(CLEANUP_JOB, { every: everyMs }, {
+  if (await queue.getJobScheduler(CLEANUP_JOB)) return;
+  await queue.upsertJobScheduler(CLEANUP_JOB, { every: everyMs, startDate: Date.now() + everyMs }, {
     name: CLEANUP_JOB,
     data: { downloadId: '' },
     opts: { removeOnComplete: true, removeOnFail: 10 },
