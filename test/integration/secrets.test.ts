@@ -10,7 +10,7 @@ import { startMailCatcher, type MailCatcher } from '../../src/local/mail-catcher
 import { startRedisServer, type LocalRedis } from '../../src/local/redis-server.js';
 import { startFakePlatformApi, type FakePlatformApi } from '../support/fake-platform-api.js';
 import { postDownload } from '../support/form.js';
-import { startFormation, type TestProcess } from '../support/processes.js';
+import { startFormation, startProcess, type TestProcess } from '../support/processes.js';
 import { createTestDatabase, PG_ADMIN_URL, uniqueName, waitFor, type TestDatabase } from '../support/services.js';
 
 const secret = (label: string) => `${label}${randomBytes(12).toString('hex')}`;
@@ -120,8 +120,12 @@ describe('secrets', () => {
     await fetchText('/');
     await new Promise((r) => setTimeout(r, 1_500));
     await Promise.all(processes.map((p) => p.stop('SIGTERM')));
+    // A process refused at boot quotes the variables it could not use.
+    const refused = startProcess('worker/main.js', { ...env, DYNO: 'worker.2', REDIS_URL: `http://:${secrets.redisPassword}@127.0.0.1:${redis.port}` });
+    expect((await refused.exited).code).toBe(1);
+    expect(refused.output.join('\n')).toMatch(/REDIS_URL=http:\/\/:\*\*\*@127\.0\.0\.1:\d+\/ is invalid/);
 
-    const everything = [...web.output, ...worker.output, ...pages, ...mail.messages.map((m) => m.raw.toString())].join('\n');
+    const everything = [...web.output, ...worker.output, ...refused.output, ...pages, ...mail.messages.map((m) => m.raw.toString())].join('\n');
     expect(everything).toMatch(/autoscaler: worker .*failed/);
     expect(everything).toMatch(/redis: shared connection/);
     for (const [name, value] of Object.entries(secrets)) {
