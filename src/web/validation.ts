@@ -38,6 +38,9 @@ export function downloadFormSchema(maxPages: number) {
   });
 }
 
+// Built once per limit: building a zod schema costs more than using it.
+const schemas = new Map<number, ReturnType<typeof downloadFormSchema>>();
+
 export type ValidationResult = { ok: true; value: DownloadForm } | { ok: false; errors: FieldErrors };
 
 export function validateDownloadForm(body: unknown, maxPages: number): ValidationResult {
@@ -47,7 +50,9 @@ export function validateDownloadForm(body: unknown, maxPages: number): Validatio
     (['email', 'title', 'pages'] as const).map((k) => [k, typeof input[k] === 'string' ? input[k] : input[k] === undefined ? undefined : null]),
   );
   const pagesRaw = single.pages;
-  const parsed = downloadFormSchema(maxPages).safeParse({ ...single, pages: pagesRaw === '' ? undefined : pagesRaw });
+  let schema = schemas.get(maxPages);
+  if (!schema) schemas.set(maxPages, (schema = downloadFormSchema(maxPages)));
+  const parsed = schema.safeParse({ ...single, pages: pagesRaw === '' ? undefined : pagesRaw });
   if (parsed.success) return { ok: true, value: parsed.data };
   const errors: FieldErrors = {};
   for (const issue of parsed.error.issues) {

@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   });
   const shared = redis.open('shared');
   const db = createDb({ url: config.databaseUrl, poolSize: config.workerDatabasePoolSize, processName });
-  const mailer = createMailer({ transport: createTransport(config.smtpUrl), from: config.mailFrom });
+  const mailer = createMailer({ transport: createTransport(config.smtpUrl, config.workerConcurrency), from: config.mailFrom });
   const queue = createDownloadsQueue(config.queueName, shared);
   const worker = createDownloadsWorker({
     queueName: config.queueName,

@@ -57,12 +57,9 @@ export function createRenderProcessor(deps: RenderJobDeps) {
         await Promise.all([job.updateProgress(percent), db.download.update({ where: { id }, data: { progress: percent } })]);
       },
     });
+    const file = { contentType: 'application/pdf', byteSize: pdf.length, bytes: new Uint8Array(pdf.buffer as ArrayBuffer, pdf.byteOffset, pdf.length) };
     await db.$transaction([
-      db.downloadFile.upsert({
-        where: { downloadId: id },
-        create: { downloadId: id, contentType: 'application/pdf', byteSize: pdf.length, bytes: new Uint8Array(pdf) },
-        update: { contentType: 'application/pdf', byteSize: pdf.length, bytes: new Uint8Array(pdf) },
-      }),
+      db.downloadFile.upsert({ where: { downloadId: id }, create: { downloadId: id, ...file }, update: file }),
       db.download.update({ where: { id }, data: { status: 'ready', progress: 100, readyAt: now() } }),
     ]);
     return pdf.length;
