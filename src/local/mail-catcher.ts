@@ -74,6 +74,8 @@ export async function startMailCatcher(options: { dir?: string; port?: number } 
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve());
   });
+  // A client that drops mid-message is its problem, not the catcher's.
+  server.on('error', () => {});
 
   return {
     url: `smtp://127.0.0.1:${port}`,

@@ -1,7 +1,8 @@
 // The downloads queue: its job, its payload and the one way to enqueue.
 // The payload is only the row id and the job id is the row id, so enqueuing the
 // same download twice (a retried request, the reconciler) never makes two jobs.
-import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
 
 export const RENDER_JOB = 'render';
 /** The hourly removal of expired files (src/worker/cleanup-job.ts). */
@@ -22,7 +23,8 @@ export const JOB_OPTIONS: JobsOptions = {
   removeOnFail: { age: 24 * 3_600, count: 500 },
 };
 
-export function createDownloadsQueue(name: string, connection: ConnectionOptions): DownloadsQueue {
+/** On the process's shared client (from the connection factory): the Queue opens no connection of its own. */
+export function createDownloadsQueue(name: string, connection: Redis): DownloadsQueue {
   return new Queue<RenderJobData, void, JobName>(name, {
     connection,
     defaultJobOptions: JOB_OPTIONS,

@@ -36,8 +36,16 @@ export function startReconcileLoop(options: ReconcileLoopOptions): { stop(): Pro
     await scheduleCleanup(queue);
   };
 
+  let busy = false;
   const timer = setInterval(() => {
-    running = pass().catch(reportError(log, 'reconciler'));
+    // A pass slower than the interval is not overlapped by the next one.
+    if (busy) return;
+    busy = true;
+    running = pass()
+      .catch(reportError(log, 'reconciler'))
+      .finally(() => {
+        busy = false;
+      });
   }, intervalMs);
   return {
     async stop() {

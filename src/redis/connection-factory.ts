@@ -106,10 +106,9 @@ export class ConnectionFactory {
       enableOfflineQueue: !failFast,
       maxRetriesPerRequest: failFast ? 1 : null,
       connectTimeout: 5_000,
-      // Reconnect with a capped back-off: never a tight loop against a full server.
+      // Reconnect with a capped back-off: never a tight loop against a server that is
+      // down or full ("max number of clients reached").
       retryStrategy: (attempt) => Math.min(200 * 2 ** Math.min(attempt, 6), 5_000),
-      // A full server answers "max number of clients reached" on connect: back off too.
-      reconnectOnError: () => false,
     };
   }
 

@@ -14,7 +14,7 @@ import { downloadsRouter } from './routes/downloads.js';
 import { adminRouter } from './routes/admin.js';
 import { devMailRouter } from './routes/dev-mail.js';
 import { statusRouter } from './routes/status.js';
-import { downloadRateLimits } from './rate-limits.js';
+import { rateLimits } from './rate-limits.js';
 import { csrfProtection, httpsOnly, securityHeaders } from './security.js';
 
 export interface AppDeps {
@@ -59,7 +59,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(httpsOnly(security));
   const headers = securityHeaders(security);
   const csrf = csrfProtection(security);
-  const limits = downloadRateLimits({ redis: deps.redis, keyPrefix: deps.config.keyPrefix ?? `nanoscale:${deps.queue.name}`, ...deps.config.rateLimits });
+  const limits = rateLimits({ redis: deps.redis, keyPrefix: deps.config.keyPrefix ?? `nanoscale:${deps.queue.name}`, ...deps.config.rateLimits });
   app.get('/app.css', (_req, res) => {
     res.sendFile(path.join(VIEWS_DIR, 'app.css'), { maxAge: '1h' });
   });
@@ -73,7 +73,10 @@ export function createApp(deps: AppDeps): Express {
     app.use('/admin', adminRouter({ queue: deps.queue, password: deps.config.adminPassword }));
   }
   app.use(headers, csrf.cookies);
-  if (deps.status) app.use(statusRouter({ redis: deps.redis, db: deps.db, ...deps.status }));
+  if (deps.status) {
+    app.get(['/status', '/status.json'], limits.status);
+    app.use(statusRouter({ redis: deps.redis, db: deps.db, ...deps.status }));
+  }
   app.use(downloadsRouter(deps, { csrf, limits }));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.log));

@@ -38,7 +38,9 @@ export function runPrimary(options: PrimaryOptions): void {
     while (recentDeaths.length > 0 && recentDeaths[0]! < now - 60_000) recentDeaths.shift();
     const delayMs = recentDeaths.length > options.workers * 2 ? 5_000 : 0;
     log.warn(`cluster: worker ${worker.id} died (${signal ?? `code ${code}`}); starting another${delayMs ? ` in ${delayMs} ms` : ''}`);
-    setTimeout(fork, delayMs);
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, delayMs);
   });
 
   const stop = (signal: NodeJS.Signals) => {

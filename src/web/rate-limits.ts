@@ -1,4 +1,4 @@
-// Rate limits for requesting downloads (express-rate-limit), counted in Redis on the
+// Rate limits for requesting downloads and for /status (express-rate-limit), counted in Redis on the
 // process's one shared connection (rate-limit-redis), so all web processes and dynos
 // share the counts without a connection of their own. If Redis is unreachable the
 // limits let requests through: the form keeps accepting, as the design promises.
@@ -12,10 +12,6 @@ import { HttpError } from './http-error.js';
  * later count would fail. This store loads them again on the next use instead.
  */
 class RecoveringRedisStore extends RedisStore {
-  override async init(options: Options): Promise<void> {
-    await super.init(options).catch(() => undefined);
-  }
-
   override async increment(key: string) {
     try {
       await this.incrementScriptSha;
@@ -48,7 +44,7 @@ function limiter(options: RateLimitOptions, name: string, config: Partial<Option
 
 const minutes = (ms: number) => Math.max(1, Math.ceil(ms / 60_000));
 
-export function downloadRateLimits(options: RateLimitOptions) {
+export function rateLimits(options: RateLimitOptions) {
   const perIp = limiter(options, 'ip', {
     windowMs: 10 * 60_000,
     limit: options.perIpPer10Minutes,
@@ -63,5 +59,11 @@ export function downloadRateLimits(options: RateLimitOptions) {
     handler: (_req, _res, next, opts) =>
       next(new HttpError(429, `Too many downloads requested for this email address. Try again in ${minutes(opts.windowMs)} minutes.`, 'http:rate-limited')),
   });
-  return { perIp, perEmail };
+  // /status asks Redis and Postgres for their client lists: cheap, but not for a flood.
+  const status = limiter(options, 'status', {
+    windowMs: 60_000,
+    limit: 60,
+    handler: (_req, _res, next) => next(new HttpError(429, 'Too many status requests from your address. Try again in a minute.', 'http:rate-limited')),
+  });
+  return { perIp, perEmail, status };
 }

@@ -39,7 +39,7 @@ export function securityHeaders(options: SecurityOptions): RequestHandler {
 /** Production requests that came in over plain HTTP go to HTTPS (GET/HEAD) or are refused. */
 export function httpsOnly(options: SecurityOptions): RequestHandler {
   return (req, res, next) => {
-    if (!options.isProduction || req.secure || req.path === '/healthz') return next();
+    if (!options.isProduction || req.secure) return next();
     if (req.method === 'GET' || req.method === 'HEAD') return res.redirect(301, `https://${req.get('host')}${req.originalUrl}`);
     res.status(403).type('text').send('Use https.');
   };
@@ -68,7 +68,8 @@ export function csrfProtection(options: SecurityOptions) {
       cookies[BROWSER_ID_COOKIE] = randomBytes(18).toString('base64url');
       res.cookie(BROWSER_ID_COOKIE, cookies[BROWSER_ID_COOKIE], cookieOptions);
     }
-    res.locals.csrfToken = csrf.generateCsrfToken(req, res, { overwrite: false, validateOnReuse: true });
+    // A cookie that no longer validates (a rotated SESSION_SECRET) is replaced, not refused.
+    res.locals.csrfToken = csrf.generateCsrfToken(req, res, { overwrite: false });
     next();
   };
   return { cookies: cookieParser(), issue, verify: csrf.doubleCsrfProtection };

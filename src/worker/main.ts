@@ -10,7 +10,7 @@ import { createDb } from '../db/client.js';
 import { exitOnBootError, onShutdownSignal } from '../lifecycle.js';
 import { createLogger, reportError } from '../log.js';
 import { createMailer, createTransport } from '../mail/mailer.js';
-import { createDownloadsQueue, scheduleCleanup } from '../queue/downloads.js';
+import { createDownloadsQueue } from '../queue/downloads.js';
 import { ConnectionFactory } from '../redis/connection-factory.js';
 import { createDownloadsWorker, stopWorker } from './downloads-worker.js';
 import { createRenderProcessor } from './render-job.js';
@@ -32,6 +32,7 @@ async function main(): Promise<void> {
   const db = createDb({ url: config.databaseUrl, poolSize: config.workerDatabasePoolSize, processName });
   const mailer = createMailer({ transport: createTransport(config.smtpUrl, config.workerConcurrency), from: config.mailFrom });
   const queue = createDownloadsQueue(config.queueName, shared);
+  queue.on('error', reportError(log, 'queue'));
   const worker = createDownloadsWorker({
     queueName: config.queueName,
     connection: shared,
@@ -45,8 +46,6 @@ async function main(): Promise<void> {
     log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade }, `job: ${job?.id} failed: ${err.message}`),
   );
 
-  await scheduleCleanup(queue);
-
   // The idle monitor: after each job this process finishes, look again (down to zero
   // once IDLE_TIMEOUT passes with nothing pending or active anywhere).
   const autoscaler = autoscalerFromConfig(config, { redis: shared, queue, log, processName, plan });
@@ -55,8 +54,8 @@ async function main(): Promise<void> {
   worker.on('failed', () => void autoscaler?.tick());
 
   onShutdownSignal(log, async () => {
-    await autoscaler?.stop();
-    const outcome = await stopWorker(worker, 22_000);
+    // Stop taking jobs at once; the autoscaler may be waiting on Redis or the platform.
+    const [outcome] = await Promise.all([stopWorker(worker, 22_000), autoscaler?.stop()]);
     log.info(`worker: stopped (${outcome})`);
     await queue.close();
     await redis.closeAll();

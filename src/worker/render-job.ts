@@ -5,7 +5,11 @@
 //    store the bytes and mark `ready` in one transaction;
 // 3. claim the "ready" email with a conditional update of `emailed_at`, then send;
 //    a retried job finds it claimed and never sends a second one;
-// 4. on the last failed attempt: mark `failed` and send the "could not" email once.
+// 4. on the last failed attempt of a download that could not be made: mark it
+//    `failed` and send the "could not" email once. A download that was made stays
+//    `ready` when only its email fails: the reconciler tries the email again later.
+// A row rendered MAX_RENDERS times without success is given up (the reconciler may
+// re-enqueue a job that died, but never forever).
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../log.js';
@@ -14,6 +18,9 @@ import type { Mailer } from '../mail/mailer.js';
 import { CLEANUP_JOB, type RenderJobData } from '../queue/downloads.js';
 import { deleteExpiredFiles } from './cleanup-job.js';
 import { renderPdf } from './render-pdf.js';
+
+/** Renders of one download, across jobs and re-enqueues, before it is given up. */
+export const MAX_RENDERS = 6;
 
 export interface RenderJobDeps {
   db: PrismaClient;
@@ -76,11 +83,14 @@ export function createRenderProcessor(deps: RenderJobDeps) {
     if (!row) throw new UnrecoverableError(`download ${id} does not exist`);
     if (row.status === 'failed') return;
     const link = downloadLink(row);
+    let made = row.status === 'ready';
     try {
-      if (row.expiresAt <= now()) throw new UnrecoverableError(`download ${id} expired before it was made`);
-      if (row.status !== 'ready') {
+      if (!made) {
+        if (row.expiresAt <= now()) throw new UnrecoverableError(`download ${id} expired before it was made`);
+        if (row.attempts >= MAX_RENDERS) throw new UnrecoverableError(`download ${id} gave up after ${row.attempts} renders`);
         const started = Date.now();
         const bytes = await render(job, id, row.title, row.pages);
+        made = true;
         log.info({ downloadId: id, pages: row.pages, bytes, ms: Date.now() - started }, `render: ${id} ready (${row.pages} pages)`);
       }
       if (await claimAndSend(id, () => mailer.sendReady(row, link))) {
@@ -88,7 +98,9 @@ export function createRenderProcessor(deps: RenderJobDeps) {
       }
     } catch (err) {
       const lastAttempt = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      if (lastAttempt) {
+      if (lastAttempt && made) {
+        log.error({ downloadId: id }, `mail: "ready" for ${id} not sent after ${job.attemptsMade + 1} attempts; the reconciler tries again later`);
+      } else if (lastAttempt) {
         const message = err instanceof Error ? err.message : String(err);
         await db.download.update({ where: { id }, data: { status: 'failed', failedAt: now(), error: message.slice(0, 500) } });
         if (await claimAndSend(id, () => mailer.sendFailed(row, link))) {

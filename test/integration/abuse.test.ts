@@ -170,6 +170,23 @@ describe('rate limits', () => {
   });
 });
 
+describe('CSRF cookies after SESSION_SECRET changes', () => {
+  it('an old cookie → the form still loads with a new token, and that token works', async () => {
+    const rotated = await startHarness({ sessionSecret: 'a-rotated-session-secret-of-enough-length' });
+    try {
+      // The same browser (its cookies from the old secret) visits the app with the new one.
+      const cookies = (await request(h.app).get('/').expect(200)).headers['set-cookie'] as unknown as string[];
+      const cookie = cookies.map((c) => c.split(';')[0]).join('; ');
+      const page = await request(rotated.app).get('/').set('Cookie', cookie).expect(200);
+      const fresh = (page.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]);
+      const jar = [...new Map([...cookie.split('; '), ...fresh].map((c) => [c.split('=')[0], c])).values()].join('; ');
+      await request(rotated.app).post('/downloads').set('Cookie', jar).type('form').send({ ...ok, _csrf: csrfTokenIn(page.text) }).expect(303);
+    } finally {
+      await rotated.close();
+    }
+  });
+});
+
 describe('headers', () => {
   it('pages carry a strict CSP and no framing; cookies are HttpOnly', async () => {
     const res = await request(h.app).get('/').expect(200);

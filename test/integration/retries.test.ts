@@ -1,5 +1,7 @@
 // Failures retry with exponential backoff (3 attempts); a retried job sends the
-// "ready" email once; after the last attempt the row is failed.
+// "ready" email once; a download that cannot be made is failed after the last
+// attempt (or after MAX_RENDERS renders) with one "could not" email; one that was made
+// stays ready when only its email fails.
 import { SMTPServer } from 'smtp-server';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,23 +66,59 @@ describe('retries', () => {
     expect(done.attempts).toBe(1);
   });
 
-  it('every attempt fails → 3 attempts with growing delays, then the row is failed', async () => {
-    await smtp.close();
-    const res = await form.post({ email: 'never@example.com', title: 'Never', pages: '1' }).expect(303);
+  it('storing the file fails every time → 3 attempts with growing delays, then the row is failed and one "could not" email arrives', async () => {
+    // A real Postgres error on every attempt: a trigger refuses the file, as a full disk would.
+    await h.db.$executeRawUnsafe(`CREATE FUNCTION refuse_files() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$ LANGUAGE plpgsql`);
+    await h.db.$executeRawUnsafe(`CREATE TRIGGER refuse_files BEFORE INSERT ON download_files FOR EACH ROW EXECUTE FUNCTION refuse_files()`);
+    try {
+      const res = await form.post({ email: 'never@example.com', title: 'Never', pages: '1' }).expect(303);
+      const token = res.headers.location!.split('/').pop()!;
+      const row = await h.db.download.findFirstOrThrow({ where: { token } });
+      const job = await waitFor(async () => {
+        const j = await h.queue.getJob(row.id);
+        return j && (await j.getState()) === 'failed' ? j : null;
+      }, { timeoutMs: 30_000, what: 'job failed' });
+      expect(job.attemptsMade).toBe(3);
+      // Exponential backoff: 2 s, then 4 s.
+      expect(job.finishedOn! - job.processedOn!).toBeLessThan(5_000);
+      expect(job.finishedOn! - job.timestamp).toBeGreaterThanOrEqual(6_000);
+      const failed = await h.db.download.findUniqueOrThrow({ where: { id: row.id } });
+      expect(failed).toMatchObject({ status: 'failed', attempts: 3 });
+      expect(failed.error).toMatch(/No space left on device/);
+      expect(failed.emailedAt).toBeInstanceOf(Date);
+      expect(smtp.accepted.filter((to) => to === 'never@example.com')).toHaveLength(1);
+    } finally {
+      await h.db.$executeRawUnsafe('DROP TRIGGER refuse_files ON download_files');
+      await h.db.$executeRawUnsafe('DROP FUNCTION refuse_files');
+    }
+  });
+
+  it('a download rendered MAX_RENDERS times already (a job that keeps dying) → given up: failed, one "could not" email', async () => {
+    const res = await form.post({ email: 'poison@example.com', title: 'Poison', pages: '1' }).expect(303);
     const token = res.headers.location!.split('/').pop()!;
     const row = await h.db.download.findFirstOrThrow({ where: { token } });
-    const job = await waitFor(async () => {
+    await waitFor(async () => (await h.db.download.findUniqueOrThrow({ where: { id: row.id } })).emailedAt !== null, { what: 'first run done' });
+    // As if its worker had died mid-render six times.
+    await h.db.download.update({ where: { id: row.id }, data: { status: 'processing', attempts: 6, emailedAt: null } });
+    await h.queue.remove(row.id);
+    await h.queue.add('render', { downloadId: row.id }, { jobId: row.id });
+    await waitFor(async () => (await h.db.download.findUniqueOrThrow({ where: { id: row.id } })).status === 'failed', { what: 'given up' });
+    expect((await h.db.download.findUniqueOrThrow({ where: { id: row.id } })).error).toMatch(/gave up after 6 renders/);
+    await waitFor(async () => smtp.accepted.filter((to) => to === 'poison@example.com').length === 2, { what: 'the could-not email after the ready one' });
+  });
+
+  it('SMTP refuses every attempt → the job fails after 3 attempts, but the download stays ready (it was made) and no email is recorded', async () => {
+    await smtp.close();
+    const res = await form.post({ email: 'nomail@example.com', title: 'No mail', pages: '1' }).expect(303);
+    const token = res.headers.location!.split('/').pop()!;
+    const row = await h.db.download.findFirstOrThrow({ where: { token } });
+    await waitFor(async () => {
       const j = await h.queue.getJob(row.id);
       return j && (await j.getState()) === 'failed' ? j : null;
     }, { timeoutMs: 30_000, what: 'job failed' });
-    expect(job.attemptsMade).toBe(3);
-    // Exponential backoff: 2 s, then 4 s.
-    expect(job.finishedOn! - job.processedOn!).toBeLessThan(5_000);
-    expect(job.finishedOn! - job.timestamp).toBeGreaterThanOrEqual(6_000);
-    const failed = await h.db.download.findUniqueOrThrow({ where: { id: row.id } });
-    expect(failed.status).toBe('failed');
-    expect(failed.error).toMatch(/ECONNREFUSED|connect/i);
-    // The "could not" email could not be sent either: the claim was released, not kept.
-    expect(failed.emailedAt).toBeNull();
+    const made = await h.db.download.findUniqueOrThrow({ where: { id: row.id } });
+    expect(made).toMatchObject({ status: 'ready', attempts: 1, emailedAt: null });
+    // The page still offers the file; the reconciler tries the email again later.
+    await request(h.app).get(`/downloads/${token}/file`).expect(200);
   });
 });

@@ -38,6 +38,7 @@ export interface HarnessOptions {
   databaseUrl?: (url: string) => Promise<string> | string;
   redisUrl?: string;
   adminPassword?: string;
+  sessionSecret?: string;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -56,7 +57,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     isProduction: false,
     maxPages: options.maxPages ?? 20,
     downloadTtlMs: options.downloadTtlMs ?? 86_400_000,
-    sessionSecret: 'test-session-secret-test-session-secret',
+    sessionSecret: options.sessionSecret ?? 'test-session-secret-test-session-secret',
     rateLimits: options.rateLimits ?? { perIpPer10Minutes: 10_000, perEmailPerHour: 10_000 },
     keyPrefix: `nanoscale-test:${queueName}`,
     adminPassword: options.adminPassword,
