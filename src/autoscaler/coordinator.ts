@@ -21,6 +21,9 @@ import type { Redis } from 'ioredis';
 import { reportError, type Logger } from '../log.js';
 import { FormationError, type Formation } from './heroku-formation.js';
 import { decide, policyOptions, type PolicyOptions, type QueueSnapshot, type ScalingDecision } from './policy.js';
+import { autoscalerKeys, EXTEND, parseStored, RELEASE, type AutoscalerStatus, type Stored } from './state.js';
+
+export { autoscalerKeys, type AutoscalerStatus };
 
 /** The part of a BullMQ Queue the snapshot reads (the process's Queue, on its shared client). */
 export interface SnapshotQueue {
@@ -74,29 +77,6 @@ export interface AutoscalerOutcome {
   snapshot?: QueueSnapshot;
 }
 
-export interface AutoscalerStatus {
-  processType: string;
-  platform: string;
-  /** Known formation quantity; null before the first read. */
-  current: number | null;
-  currentAt: number | null;
-  /** A change may or may not have applied (5xx, time-out): the next turn reads the formation first. */
-  uncertain: boolean;
-  desired: number | null;
-  rule: string | null;
-  reason: string | null;
-  decidedAt: number | null;
-  ceiling: number;
-  ceilingReason: string | null;
-  idleSince: number | null;
-  lastChange: { from: number; to: number; at: number; by: string } | null;
-  platformCalls: number;
-  lastCallAt: number | null;
-  lastError: { message: string; status: number | null; at: number; by: string } | null;
-  consecutiveFailures: number;
-  backoffUntil: number | null;
-  rateLimitRemaining: number | null;
-}
 
 export interface Autoscaler {
   notifyEnqueued(): void;
@@ -112,46 +92,6 @@ export class AutoscalerOptionsError extends Error {
     super(`autoscaler option ${option} must be ${fix}, got ${JSON.stringify(value)}`);
     this.name = 'AutoscalerOptionsError';
   }
-}
-
-export function autoscalerKeys(keyPrefix: string, processType: string) {
-  const state = `${keyPrefix}:${processType}`;
-  return { state, lock: `${state}:lock`, reconcile: `${state}:reconcile` };
-}
-
-// Release or extend the lock only if it is still ours (it may have expired and been retaken).
-const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
-const EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0";
-
-type Stored = Omit<AutoscalerStatus, 'processType' | 'platform' | 'ceiling' | 'ceilingReason'>;
-
-const num = (v: string | undefined) => (v === undefined || v === '' || Number.isNaN(Number(v)) ? null : Number(v));
-function json<T>(v: string | undefined): T | null {
-  try {
-    return v ? (JSON.parse(v) as T) : null;
-  } catch {
-    return null;
-  }
-}
-
-function parseStored(h: Record<string, string>): Stored {
-  return {
-    current: num(h.quantity),
-    currentAt: num(h.quantityAt),
-    uncertain: h.uncertain === '1',
-    desired: num(h.desired),
-    rule: h.rule ?? null,
-    reason: h.reason ?? null,
-    decidedAt: num(h.decidedAt),
-    idleSince: num(h.idleSince),
-    lastChange: json(h.lastChange),
-    platformCalls: num(h.calls) ?? 0,
-    lastCallAt: num(h.lastCallAt),
-    lastError: json(h.lastError),
-    consecutiveFailures: num(h.failures) ?? 0,
-    backoffUntil: num(h.backoffUntil),
-    rateLimitRemaining: num(h.rateLimitRemaining),
-  };
 }
 
 function counts(s: QueueSnapshot): string {
