@@ -137,7 +137,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     adminPassword: v.ADMIN_PASSWORD as string | undefined,
     rateLimits: { perIpPer10Minutes: v.RATE_LIMIT_PER_IP, perEmailPerHour: v.RATE_LIMIT_PER_EMAIL },
     jobLockMs: Math.round(v.JOB_LOCK_TIMEOUT * 1000),
-    /** Periodic reconcile (rows without jobs, delayed jobs at zero, failed platform calls). */
+    /** AUTOSCALE_INTERVAL: the periodic reconcile of rows without jobs and of the formation. */
     reconcileIntervalMs: Math.round(v.AUTOSCALE_INTERVAL * 1000),
     autoscaler: {
       /** Off when AUTOSCALER=off or the platform token or app name is missing. */
@@ -147,7 +147,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       appName: v.HEROKU_APP_NAME as string | undefined,
       apiUrl: v.HEROKU_API_URL,
       idleTimeoutMs: Math.round(v.IDLE_TIMEOUT * 1000),
-      intervalMs: Math.round(v.AUTOSCALE_INTERVAL * 1000),
       jobsPerWorker: v.JOBS_PER_WORKER,
     },
     budget: {

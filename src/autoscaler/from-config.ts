@@ -36,7 +36,7 @@ export function autoscalerFromConfig(
     ceiling: plan.maxWorkerDynos,
     ceilingReason: `${plan.limitedBy === 'redis' ? 'Redis' : 'Postgres'}: ${limit} connections leave room for ${plan.maxWorkerDynos} worker dyno(s)`,
     policyOptions: { idleTimeoutMs: a.idleTimeoutMs, jobsPerWorker: a.jobsPerWorker },
-    intervalMs: a.intervalMs,
+    intervalMs: config.reconcileIntervalMs,
     processName: deps.processName,
     log: deps.log,
     keyPrefix: `nanoscale:${deps.queue.name}:autoscaler`,

@@ -5,7 +5,6 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.js';
 
 export type { PrismaClient };
-export type Db = PrismaClient;
 
 export interface DbOptions {
   url: string;

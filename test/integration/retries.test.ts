@@ -34,6 +34,14 @@ async function refusingSmtp(refusals: number) {
 }
 
 let h: Harness;
+
+/** The job once it reaches `state`. */
+function jobIn(id: string, state: 'completed' | 'failed', timeoutMs: number) {
+  return waitFor(async () => {
+    const job = await h.queue.getJob(id);
+    return job && (await job.getState()) === state ? job : null;
+  }, { timeoutMs, what: `job ${state}` });
+}
 let form: Awaited<ReturnType<typeof formAgent>>;
 let smtp: Awaited<ReturnType<typeof refusingSmtp>>;
 beforeAll(async () => {
@@ -52,10 +60,7 @@ describe('retries', () => {
     const res = await form.post({ email: 'retry@example.com', title: 'Retry', pages: '2' }).expect(303);
     const token = res.headers.location!.split('/').pop()!;
     const row = await h.db.download.findFirstOrThrow({ where: { token } });
-    const job = await waitFor(async () => {
-      const j = await h.queue.getJob(row.id);
-      return j && (await j.getState()) === 'completed' ? j : null;
-    }, { timeoutMs: 20_000, what: 'job completed' });
+    const job = await jobIn(row.id, 'completed', 20_000);
     expect(job.attemptsMade).toBe(2);
     expect(smtp.attempts()).toBe(2);
     expect(smtp.accepted).toEqual(['retry@example.com']);
@@ -74,10 +79,7 @@ describe('retries', () => {
       const res = await form.post({ email: 'never@example.com', title: 'Never', pages: '1' }).expect(303);
       const token = res.headers.location!.split('/').pop()!;
       const row = await h.db.download.findFirstOrThrow({ where: { token } });
-      const job = await waitFor(async () => {
-        const j = await h.queue.getJob(row.id);
-        return j && (await j.getState()) === 'failed' ? j : null;
-      }, { timeoutMs: 30_000, what: 'job failed' });
+      const job = await jobIn(row.id, 'failed', 30_000);
       expect(job.attemptsMade).toBe(3);
       // Exponential backoff: 2 s, then 4 s.
       expect(job.finishedOn! - job.processedOn!).toBeLessThan(5_000);
@@ -112,10 +114,7 @@ describe('retries', () => {
     const res = await form.post({ email: 'nomail@example.com', title: 'No mail', pages: '1' }).expect(303);
     const token = res.headers.location!.split('/').pop()!;
     const row = await h.db.download.findFirstOrThrow({ where: { token } });
-    await waitFor(async () => {
-      const j = await h.queue.getJob(row.id);
-      return j && (await j.getState()) === 'failed' ? j : null;
-    }, { timeoutMs: 30_000, what: 'job failed' });
+    await jobIn(row.id, 'failed', 30_000);
     const made = await h.db.download.findUniqueOrThrow({ where: { id: row.id } });
     expect(made).toMatchObject({ status: 'ready', attempts: 1, emailedAt: null });
     // The page still offers the file; the reconciler tries the email again later.

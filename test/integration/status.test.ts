@@ -8,7 +8,8 @@ import express, { type Express } from 'express';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { planBudget, type BudgetPlan } from '../../src/budget/plan.js';
+import { budgetInputFromConfig, planBudget, type BudgetPlan } from '../../src/budget/plan.js';
+import { loadBudgetConfig } from '../../src/config.js';
 import { createDb } from '../../src/db/client.js';
 import type { PrismaClient } from '../../src/generated/prisma/client.js';
 import { freePort } from '../../src/local/free-port.js';
@@ -20,17 +21,8 @@ import { errorHandler } from '../../src/web/error-handler.js';
 import { statusRouter, type StatusDeps, type StatusReport } from '../../src/web/routes/status.js';
 import { createTestDatabase, REDIS_URL, uniqueName, waitFor, type TestDatabase } from '../support/services.js';
 
-// The seed's formation: 2 web dynos × 3 processes, 1 worker dyno, reserve 2, limit 10.
-const plan: BudgetPlan = planBudget({
-  redisMaxConnections: 10,
-  redisReservedConnections: 2,
-  webDynos: 2,
-  webConcurrency: 3,
-  workerConcurrency: 2,
-  databaseMaxConnections: 20,
-  webDatabasePoolSize: 2,
-  workerDatabasePoolSize: 3,
-});
+// The config's defaults: the seed's formation (2 web dynos × 3 processes, 1 worker dyno, reserve 2, limit 10).
+const plan: BudgetPlan = planBudget(budgetInputFromConfig(loadBudgetConfig({})));
 
 const tag = randomBytes(3).toString('hex');
 const webProcess = `web.${tag}/1`;
